@@ -1,0 +1,5 @@
+"""``python -m neurosim`` is the ``neurosim`` command."""
+
+from neurosim.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""Run configuration: a frozen dataclass validated on construction.
+
+Every field is checked in ``__post_init__``; a bad value raises :class:`ConfigError` naming the
+field and its allowed range, before any work starts. The CLI turns that into exit code 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from neurosim.errors import InputError
+from neurosim.optim import OPTIMIZERS
+from neurosim.rules import RULES
+from neurosim.tasks import TASKS
+
+FEEDBACKS = ("symmetric", "random")
+FLOSS_VARIANTS = ("local", "bptt")
+
+
+class ConfigError(InputError):
+    """A configuration value is out of its allowed range; the message names the field."""
+
+
+def _as_tuple(v) -> tuple:
+    return tuple(v) if isinstance(v, list | tuple) else (v,)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one run needs. ``gain`` and ``lr`` may be tuples: the ensemble is
+    gains × lrs × seeds networks (seeds ``seed .. seed+seeds-1``)."""
+
+    task: str = "romo"
+    rule: str = "eprop"
+    gain: float | tuple[float, ...] = 1.0
+    lr: float | tuple[float, ...] = 1e-3
+    seeds: int = 5
+    seed: int = 0
+    n_hidden: int = 64
+    batch: int = 32
+    iters: int = 2000
+    optimizer: str = "adam"
+    feedback: str = "symmetric"
+    dt: float = 0.5
+    tau: float = 1.0
+    log_every: int = 10
+    final_window: int = 50
+    bits: int | None = None
+    profile: str | None = None
+    profile_overrides: tuple[tuple[str, object], ...] = ()
+    floss_iters: int = 0
+    floss_k: int = 1
+    floss_variant: str = "local"
+
+    def __post_init__(self):
+        _choice("task", self.task, TASKS)
+        _choice("rule", self.rule, RULES)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("feedback", self.feedback, FEEDBACKS)
+        _choice("floss_variant", self.floss_variant, FLOSS_VARIANTS)
+        for name in ("seeds", "n_hidden", "batch", "iters", "log_every", "final_window", "floss_k"):
+            _positive_int(name, getattr(self, name))
+        if not isinstance(self.floss_iters, int) or self.floss_iters < 0:
+            raise ConfigError(f"floss_iters must be an integer >= 0, got {self.floss_iters!r}")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("gain", "lr"):  # lists (from JSON/TOML) become tuples: the config stays hashable
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        for g in self.gains:
+            if not _is_number(g) or g < 0:
+                raise ConfigError(f"gain must be a number >= 0, got {g!r}")
+        for lr in self.lrs:
+            if not _is_number(lr) or not 0 < lr < 10:
+                raise ConfigError(f"lr must be a number in (0, 10), got {lr!r}")
+        if not (_is_number(self.dt) and _is_number(self.tau) and 0 < self.dt <= self.tau):
+            raise ConfigError(f"dt and tau must satisfy 0 < dt <= tau, got dt={self.dt}, tau={self.tau}")
+        if self.bits is not None and self.profile is not None:
+            raise ConfigError("give either bits or profile, not both")
+        if self.bits is not None and (not isinstance(self.bits, int) or not 2 <= self.bits <= 32):
+            raise ConfigError(f"bits must be an integer in [2, 32], got {self.bits!r}")
+        if self.profile_overrides and not self.fixed_point:
+            raise ConfigError("precision overrides need bits or profile")
+        if self.floss_k > self.n_hidden:
+            raise ConfigError(f"floss_k must be <= n_hidden ({self.n_hidden}), got {self.floss_k}")
+
+    @property
+    def gains(self) -> tuple[float, ...]:
+        return _as_tuple(self.gain)
+
+    @property
+    def lrs(self) -> tuple[float, ...]:
+        return _as_tuple(self.lr)
+
+    @property
+    def fixed_point(self) -> bool:
+        return self.bits is not None or self.profile is not None
+
+    @property
+    def floss_label(self) -> str:
+        return f"{self.floss_variant}{self.floss_iters}" if self.floss_iters else "off"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"unknown config key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+        d = dict(d)
+        if "profile_overrides" in d:
+            d["profile_overrides"] = tuple(tuple(kv) for kv in d["profile_overrides"])
+        return cls(**d)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")

@@ -1,0 +1,135 @@
+r"""Leaky ReLU rate RNN with a leading ensemble axis.
+
+Equations (DESIGN.md, "The model"), for every network e of the ensemble:
+
+    h_{t+1} = α h_t + (1-α) (W_h r_t + W_x x_t),    r_t = relu(h_t),    h_0 = 0
+    y_t     = W_out r_{t+1}                          (input x_t is answered by y_t)
+    α       = 1 - dt/τ
+
+Initialisation: ``W_h ~ N(0, gain²/N)``; ``W_x`` and ``W_out`` as ``torch.nn.Linear``'s
+default, ``U(±1/√fan_in)``. No biases.
+
+Loss (masked MSE, per network): ``L = ½ Σ_{t,b,k} m_{t,b} (y - y*)² / Σ_{t,b} m_{t,b}``.
+
+Shapes: E networks, B trials, N hidden units, T steps. Parameters are ``W_h (E, N, N)``,
+``W_x (E, N, n_in)``, ``W_out (E, n_out, N)``; states are ``(E, B, N)``; a batch is
+``x (T, E, B, n_in)``, ``target (T, E, B, n_out)``, ``mask (T, E, B)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+
+class Params(NamedTuple):
+    """Parameters of an ensemble of E networks."""
+
+    W_h: Tensor  # (E, N, N) recurrent weights
+    W_x: Tensor  # (E, N, n_in) input weights
+    W_out: Tensor  # (E, n_out, N) readout weights
+
+    @property
+    def ensemble(self) -> int:
+        return self.W_h.shape[0]
+
+    @property
+    def n_hidden(self) -> int:
+        return self.W_h.shape[1]
+
+    def map(self, fn) -> Params:
+        """Apply ``fn`` to every tensor and return new Params."""
+        return Params(*(fn(w) for w in self))
+
+
+def alpha_from(dt: float, tau: float) -> float:
+    """Leak factor ``α = 1 - dt/τ``; requires ``0 < dt <= τ``."""
+    if not (dt > 0 and tau > 0 and dt <= tau):
+        raise ValueError(f"dt and tau must satisfy 0 < dt <= tau, got dt={dt}, tau={tau}")
+    return 1.0 - dt / tau
+
+
+def _per_member(value: float | Sequence[float], ensemble: int, name: str) -> list[float]:
+    values = [float(value)] * ensemble if isinstance(value, int | float) else list(value)
+    if len(values) != ensemble:
+        raise ValueError(f"{name} has {len(values)} entries for an ensemble of {ensemble}")
+    return values
+
+
+def init_params(
+    n_in: int,
+    n_hidden: int,
+    n_out: int,
+    gain: float | Sequence[float],
+    *,
+    ensemble: int = 1,
+    seed: int | Sequence[int] = 0,
+    dtype: torch.dtype = torch.float32,
+) -> Params:
+    """Initialise E independent networks.
+
+    ``gain`` and ``seed`` are one value for all members or one per member; an int ``seed``
+    gives member e the seed ``seed + e``. Member e is drawn from its own generator, so a
+    network is the same whether it is initialised alone or inside an ensemble.
+    """
+    for name, v in (("n_in", n_in), ("n_hidden", n_hidden), ("n_out", n_out), ("ensemble", ensemble)):
+        if v <= 0:
+            raise ValueError(f"{name} must be positive, got {v}")
+    gains = _per_member(gain, ensemble, "gain")
+    if any(g < 0 for g in gains):
+        raise ValueError(f"gain must be >= 0, got {min(gains)}")
+    seeds = [seed + e for e in range(ensemble)] if isinstance(seed, int) else list(seed)
+    if len(seeds) != ensemble:
+        raise ValueError(f"seed has {len(seeds)} entries for an ensemble of {ensemble}")
+    members = [_init_one(n_in, n_hidden, n_out, g, s) for g, s in zip(gains, seeds, strict=True)]
+    return Params(*(torch.stack(ws).to(dtype) for ws in zip(*members, strict=True)))
+
+
+def _init_one(n_in: int, n: int, n_out: int, gain: float, seed: int) -> tuple[Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    W_h = torch.randn(n, n, generator=g, dtype=torch.float64) * (gain / n**0.5)
+    W_x = (torch.rand(n, n_in, generator=g, dtype=torch.float64) * 2 - 1) / n_in**0.5
+    W_out = (torch.rand(n_out, n, generator=g, dtype=torch.float64) * 2 - 1) / n**0.5
+    return W_h, W_x, W_out
+
+
+def step(params: Params, h: Tensor, x_t: Tensor, alpha: float, r_in: Tensor | None = None) -> Tensor:
+    """One update ``h_{t+1} = α h_t + (1-α)(W_h r_t + W_x x_t)``.
+
+    ``h`` (E, B, N), ``x_t`` (E, B, n_in). ``r_in`` overrides the recurrent input ``r_t``
+    (e-prop's detached form passes ``relu(h).detach()``). Returns ``h_{t+1}`` (E, B, N).
+    """
+    r = torch.relu(h) if r_in is None else r_in
+    drive = torch.bmm(r, params.W_h.transpose(1, 2)) + torch.bmm(x_t, params.W_x.transpose(1, 2))
+    return alpha * h + (1 - alpha) * drive
+
+
+def run(params: Params, x: Tensor, alpha: float, *, detach_recurrent: bool = False) -> Tensor:
+    """Hidden states ``h_1 .. h_T`` for inputs ``x`` (T, E, B, n_in) → (T, E, B, N)."""
+    T, E, B, _ = x.shape
+    h = x.new_zeros(E, B, params.n_hidden)
+    hs = []
+    for t in range(T):
+        r_in = torch.relu(h).detach() if detach_recurrent else None
+        h = step(params, h, x[t], alpha, r_in)
+        hs.append(h)
+    return torch.stack(hs)
+
+
+def readout(params: Params, h: Tensor) -> Tensor:
+    """Outputs ``y = W_out relu(h)`` for states (T, E, B, N) → (T, E, B, n_out)."""
+    return torch.einsum("teBn,eon->teBo", torch.relu(h), params.W_out)
+
+
+def masked_mse(y: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """``½ Σ m (y - y*)² / Σ m`` per network: y, target (T, E, B, n_out), mask (T, E, B) → (E,)."""
+    sq = ((y - target) ** 2).sum(-1) * mask
+    return 0.5 * sq.sum((0, 2)) / mask.sum((0, 2)).clamp_min(1)
+
+
+def loss_error(y: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """``e_t = ∂L/∂y_t`` of :func:`masked_mse`: (T, E, B, n_out)."""
+    return (y - target) * (mask / mask.sum((0, 2), keepdim=True).clamp_min(1)).unsqueeze(-1)

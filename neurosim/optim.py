@@ -1,0 +1,57 @@
+"""Element-wise optimisers over ensemble-stacked parameters, with one learning rate per network.
+
+Adam (Kingma & Ba 2015, the same update and defaults as ``torch.optim.Adam``) and plain SGD.
+Both act element by element, so a network updates the same alone or inside an ensemble;
+``lr`` is a tensor (E,) so one ensemble can hold a whole learning-rate grid.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from neurosim.model import Params
+
+OPTIMIZERS = ("adam", "sgd")
+
+
+class Optimizer:
+    """``step(params, grads) -> new params``; ``frozen`` (E,) bool networks are left unchanged."""
+
+    def __init__(self, kind: str, lr: Tensor, betas=(0.9, 0.999), eps: float = 1e-8):
+        if kind not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
+        self.kind, self.lr, self.betas, self.eps = kind, lr, betas, eps
+        self.t = 0
+        self.m: list[Tensor] | None = None
+        self.v: list[Tensor] | None = None
+
+    def step(self, params: Params, grads: Params, frozen: Tensor | None = None) -> Params:
+        """One update. Tensors are (E, ...); lr broadcasts over the trailing axes."""
+        if frozen is not None and frozen.any():
+            keep = (~frozen).to(grads[0].dtype)
+            grads = Params(*(torch.nan_to_num(g) * keep.view(-1, *[1] * (g.dim() - 1)) for g in grads))
+        if self.kind == "sgd":
+            return Params(*(w - self._lr(w) * g for w, g in zip(params, grads, strict=True)))
+        b1, b2 = self.betas
+        self.t += 1
+        if self.m is None:
+            self.m = [torch.zeros_like(g) for g in grads]
+            self.v = [torch.zeros_like(g) for g in grads]
+        new = []
+        for k, (w, g) in enumerate(zip(params, grads, strict=True)):
+            self.m[k] = b1 * self.m[k] + (1 - b1) * g
+            self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
+            m_hat = self.m[k] / (1 - b1**self.t)
+            v_hat = self.v[k] / (1 - b2**self.t)
+            new.append(w - self._lr(w) * m_hat / (v_hat.sqrt() + self.eps))
+        return Params(*new)
+
+    def _lr(self, w: Tensor) -> Tensor:
+        return self.lr.to(w.dtype).view(-1, *[1] * (w.dim() - 1))
+
+    def state(self) -> dict:
+        return {"t": self.t, "m": self.m, "v": self.v}
+
+    def load_state(self, state: dict) -> None:
+        self.t, self.m, self.v = state["t"], state["m"], state["v"]

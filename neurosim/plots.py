@@ -1,0 +1,66 @@
+"""Figures from tidy rows: learning curves (mean ± std over every seed, n in the legend).
+
+Functions take the rows of ``curves.csv`` / ``summary.json`` and a path; they never drop seeds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CURVE_KEY = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr")
+
+
+def group_curves(rows: Iterable[dict], key=CURVE_KEY) -> dict[tuple, dict]:
+    """Group curve rows by ``key``: → {key: {"iteration": (I,), "mean": (I,), "std": (I,), "n": int}}.
+
+    Mean and std at each iteration are over the seeds that have a value there (a diverged
+    network stops contributing from its divergence on).
+    """
+    by = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        by[tuple(r[k] for k in key)][r["iteration"]][r["seed"]] = r["loss"]
+    out = {}
+    for k, per_it in by.items():
+        its = sorted(per_it)
+        vals = [np.array(list(per_it[i].values()), dtype=float) for i in its]
+        out[k] = {
+            "iteration": np.array(its),
+            "mean": np.array([v.mean() for v in vals]),
+            "std": np.array([v.std() for v in vals]),
+            "n": max(len(v) for v in vals),
+        }
+    return out
+
+
+def _label(k: tuple, varying: list[int]) -> str:
+    return ", ".join(f"{CURVE_KEY[i]}={k[i]}" for i in varying) or "all"
+
+
+def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Path:
+    """Loss vs iteration, mean ± std (shaded) over seeds, one line per configuration."""
+    groups = group_curves(rows)
+    keys = sorted(groups, key=str)
+    varying = [i for i in range(len(CURVE_KEY)) if len({k[i] for k in keys}) > 1]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for k in keys:
+        g = groups[k]
+        line, = ax.plot(g["iteration"], g["mean"], label=f"{_label(k, varying)} (n={g['n']})")
+        ax.fill_between(g["iteration"], g["mean"] - g["std"], g["mean"] + g["std"],
+                        color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss (masked MSE)")
+    ax.set_title(title or "learning curves, mean ± std over seeds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

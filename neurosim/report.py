@@ -1,0 +1,63 @@
+"""Terminal output of the CLI: a progress bar and the summary table (rich, on stderr/stdout)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+GROUP = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr")
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator:
+    """Yield ``advance(done, total)`` that drives a bar on stderr."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def summary_table(summary: list[dict]) -> None:
+    """Final loss mean ± std over seeds per configuration, with n and divergences; with both
+    a float and a fixed-point backend, the fixed/float ratio and the saturation counts."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in summary:
+        groups[tuple(row[k] for k in GROUP)].append(row)
+    varying = [k for i, k in enumerate(GROUP) if len({g[i] for g in groups}) > 1] or ["backend"]
+    table = Table(title="final loss (mean of the last iterations), mean ± std over seeds")
+    for k in varying:
+        table.add_column(k)
+    for col in ("final loss", "n", "diverged", "saturations"):
+        table.add_column(col, justify="right")
+    for key, rows in groups.items():
+        ok = np.array([r["final_loss"] for r in rows if not r["diverged"]], dtype=float)
+        sats = sum(v for r in rows[:1] for k, v in r.items() if k.startswith("sat_"))
+        cells = [str(key[GROUP.index(k)]) for k in varying]
+        loss = f"{ok.mean():.4g} ± {ok.std():.2g}" if ok.size else "—"
+        table.add_row(*cells, loss, str(len(rows)), str(len(rows) - ok.size), str(sats))
+    console = Console()
+    console.print(table)
+    ratio = fixed_float_ratio(summary)
+    if ratio is not None:
+        console.print(f"fixed / float final loss: {ratio:.3f}")
+
+
+def fixed_float_ratio(summary: list[dict]) -> float | None:
+    """Mean final loss of the fixed-point backend over that of float SGD, if both ran."""
+    means = {}
+    for b in ("fixed", "float-sgd"):
+        vals = [r["final_loss"] for r in summary if r["backend"] == b and not r["diverged"]]
+        if vals:
+            means[b] = float(np.mean(vals))
+    return means["fixed"] / means["float-sgd"] if len(means) == 2 else None
