@@ -10,18 +10,32 @@ from neurosim.results import check_output_dir, write_run
 from neurosim.train import Progress, RunResult, train
 
 
-def run_training(config: TrainConfig, out: Path, *, force: bool = False,
+def checkpoint_path(out: Path) -> Path:
+    """Where an unfinished run keeps its checkpoint: a hidden sibling of the run directory."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoint.pt"
+
+
+def run_training(config: TrainConfig, out: Path, *, force: bool = False, resume: bool = False,
                  progress: Progress | None = None) -> tuple[Path, RunResult]:
     """Train ``config`` and write its run directory (curves, summary, figures) to ``out``.
 
-    The output location is checked before training starts, and the directory appears only
-    once complete.
+    The output location is checked before training starts, the directory appears only once
+    complete, and until then a checkpoint beside it is refreshed every 200 iterations. With
+    ``resume`` a run killed at any point continues from its checkpoint and ends exactly as an
+    uninterrupted one; without it an old checkpoint is discarded.
     """
+    out, ckpt = Path(out), checkpoint_path(out)
     check_output_dir(out, force=force)
-    result = train(config, progress=progress)
+    if not resume:
+        ckpt.unlink(missing_ok=True)
+    result = train(config, progress=progress, checkpoint=ckpt)
 
     def figures(d: Path) -> None:
-        plot_learning_curves(result.curves, d / "learning_curve.png",
+        train_rows = [r for r in result.curves if r["phase"] == "train"]
+        plot_learning_curves(train_rows, d / "learning_curve.png",
                              title=f"{config.task}, {config.rule}: mean ± std over seeds")
 
-    return write_run(out, result, figures=figures, force=force), result
+    write_run(out, result, figures=figures, force=force)
+    ckpt.unlink(missing_ok=True)
+    return out, result

@@ -25,9 +25,13 @@ class Backend(Protocol):
     profile: str | None
 
     def train_step(self, x: Tensor, target: Tensor, mask: Tensor, frozen: Tensor) -> Tensor: ...
+    def floss_step(self, x: Tensor, *, k: int, variant: str, warmup: int) -> Tensor: ...
     def params(self) -> Params: ...
     def counters(self) -> dict: ...
+    def network_stats(self) -> dict[str, Tensor]: ...
     def lr_label(self, lr: float) -> float: ...
+    def state(self) -> dict: ...
+    def load_state(self, state: dict) -> None: ...
 
 
 class FloatBackend:
@@ -37,15 +41,26 @@ class FloatBackend:
     profile = None
 
     def __init__(self, params: Params, *, rule: str, alpha: float, optimizer: str, lr: Tensor,
-                 feedback: Tensor | None = None, name: str = "float"):
+                 feedback: Tensor | None = None, name: str = "float", lr_override: float | None = None):
         self.name, self.rule, self.alpha, self.feedback = name, rule, alpha, feedback
+        self.lr_override = lr_override  # a run-wide lr that replaces the config's in the labels
         self._params = params
         self.optimizer = Optimizer(optimizer, lr)
+        self.floss_optimizer = Optimizer(optimizer, lr)  # flossing keeps its own moments
 
     def train_step(self, x, target, mask, frozen=None) -> Tensor:
         loss, grads = gradients(self._params, x, target, mask, rule=self.rule, alpha=self.alpha,
                                 feedback=self.feedback)
         self._params = self.optimizer.step(self._params, grads, frozen)
+        return loss
+
+    def floss_step(self, x, *, k: int, variant: str, warmup: int) -> Tensor:
+        """One gradient-flossing update of W_h; returns the flossing loss (E,)."""
+        from neurosim.rules.flossing import flossing_gradients
+
+        loss, grads = flossing_gradients(self._params, x, alpha=self.alpha, k=k, variant=variant,
+                                         warmup=warmup)
+        self._params = self.floss_optimizer.step(self._params, grads)
         return loss
 
     def params(self) -> Params:
@@ -54,8 +69,20 @@ class FloatBackend:
     def counters(self) -> dict:
         return {}
 
+    def network_stats(self) -> dict[str, Tensor]:
+        return {}
+
     def lr_label(self, lr: float) -> float:
-        return lr
+        return self.lr_override if self.lr_override is not None else lr
+
+    def state(self) -> dict:
+        return {"params": self._params, "optimizer": self.optimizer.state(),
+                "floss_optimizer": self.floss_optimizer.state()}
+
+    def load_state(self, state: dict) -> None:
+        self._params = Params(*state["params"])
+        self.optimizer.load_state(state["optimizer"])
+        self.floss_optimizer.load_state(state["floss_optimizer"])
 
 
 def random_feedback(seeds: list[int], n_hidden: int, n_out: int) -> Tensor:
@@ -78,4 +105,4 @@ def make_backends(config: TrainConfig, params: Params, alpha: float, lr: Tensor,
                              lr=lr, feedback=feedback)]
     from neurosim.fixed_backend import fixed_backends
 
-    return fixed_backends(config, params, alpha, feedback)
+    return fixed_backends(config, params, alpha, seeds, feedback)

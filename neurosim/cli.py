@@ -15,11 +15,14 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_exc  # typer vendors click; no public alias
 
+from neurosim.cli_profiles import profiles_app
+from neurosim.errors import InputError
 from neurosim.report import progress_bar, summary_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="neurosim: initial gain, gradient flossing and e-prop, in float and fixed point.")
 
+app.add_typer(profiles_app, name="profiles")
 Opt = typer.Option
 
 
@@ -54,9 +57,14 @@ def train(
     state_bits: Annotated[int | None, Opt(help="override: state word bits")] = None,
     rounding: Annotated[str | None, Opt(help="override: weight-update rounding mode")] = None,
     lr_shift: Annotated[int | None, Opt(help="override: learning rate 2^-shift")] = None,
+    floss_iters: Annotated[int, Opt(help="gradient-flossing iterations before training (paper: 100)")] = 0,
+    floss_k: Annotated[int, Opt(help="Lyapunov exponents flossed")] = 1,
+    floss_variant: Annotated[str, Opt(help="flossing gradient: local or bptt")] = "local",
+    le_warmup: Annotated[int, Opt(help="steps left out of the Lyapunov average")] = 0,
     log_every: Annotated[int, Opt(help="log the loss every k iterations")] = 10,
     out: Annotated[Path | None, Opt(help="run directory (default runs/<time>-train-...)")] = None,
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
+    resume: Annotated[bool, Opt(help="continue a killed run of the same --out from its checkpoint")] = False,
 ) -> None:
     """Train an ensemble; with --bits/--profile, the fixed-point engine beside float SGD."""
     from neurosim.api import run_training
@@ -69,10 +77,13 @@ def train(
         lr=tuple(lr) if len(lr) > 1 else lr[0], iters=iters, seeds=seeds, seed=seed,
         n_hidden=n_hidden, batch=batch, optimizer=optimizer, feedback=feedback, dt=dt, tau=tau,
         bits=bits, profile=profile, profile_overrides=overrides, log_every=log_every,
+        floss_iters=floss_iters, floss_k=floss_k, floss_variant=floss_variant, le_warmup=le_warmup,
     )
+    if resume and out is None:
+        raise InputError("--resume needs the --out of the run to continue")
     out = out or _default_out("train", task, rule, f"gain{gain[0]}", *([f"bits{bits}"] if bits else []))
     with progress_bar("training") as advance:
-        run_dir, result = run_training(config, out, force=force, progress=advance)
+        run_dir, result = run_training(config, out, force=force, resume=resume, progress=advance)
     summary_table(result.summary)
     typer.echo(f"run written to {run_dir}")
 
@@ -80,8 +91,6 @@ def train(
 def main() -> None:
     """Console entry point: one line and exit code 2 for every kind of bad input."""
     warnings.filterwarnings("ignore", module="gymnasium")
-    from neurosim.errors import InputError
-
     try:
         typer.main.get_command(app).main(standalone_mode=False)
     except typer.Exit as e:

@@ -51,6 +51,7 @@ class TrainConfig:
     floss_iters: int = 0
     floss_k: int = 1
     floss_variant: str = "local"
+    le_warmup: int = 0
 
     def __post_init__(self):
         _choice("task", self.task, TASKS)
@@ -62,6 +63,8 @@ class TrainConfig:
             _positive_int(name, getattr(self, name))
         if not isinstance(self.floss_iters, int) or self.floss_iters < 0:
             raise ConfigError(f"floss_iters must be an integer >= 0, got {self.floss_iters!r}")
+        if not isinstance(self.le_warmup, int) or self.le_warmup < 0:
+            raise ConfigError(f"le_warmup must be an integer >= 0, got {self.le_warmup!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         for name in ("gain", "lr"):  # lists (from JSON/TOML) become tuples: the config stays hashable
@@ -79,6 +82,8 @@ class TrainConfig:
             raise ConfigError("give either bits or profile, not both")
         if self.bits is not None and (not isinstance(self.bits, int) or not 2 <= self.bits <= 32):
             raise ConfigError(f"bits must be an integer in [2, 32], got {self.bits!r}")
+        if self.fixed_point and len(self.lrs) > 1:
+            raise ConfigError("lr: fixed point learns at 2^-lr_shift; sweep lr_shift, not lr")
         if self.profile_overrides and not self.fixed_point:
             raise ConfigError("precision overrides need bits or profile")
         if self.floss_k > self.n_hidden:

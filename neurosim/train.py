@@ -1,25 +1,31 @@
 """One training loop for every backend (float rules, fixed-point engine).
 
 :func:`train` builds the ensemble described by a :class:`TrainConfig` (gains × lrs × seeds, one
-network each), draws each seed's batches once, and steps every backend on the same batches.
-It returns a :class:`RunResult` with tidy learning curves and a per-network summary; it does
-not touch files (``neurosim.results`` does) and reports progress only through a callback.
+network each), draws each seed's batches once, and steps every backend on the same batches:
+first ``floss_iters`` gradient-flossing iterations (phase ``floss``), then ``iters`` task
+iterations (phase ``train``). The maximum Lyapunov exponent of every network is measured on a
+fixed probe batch before and after. It returns a :class:`RunResult` with tidy learning curves
+and a per-network summary; it does not print, and touches files only through an optional
+checkpoint that lets a killed run resume bit for bit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from neurosim.backends import Backend, make_backends
-from neurosim.config import TrainConfig
+from neurosim.config import ConfigError, TrainConfig
 from neurosim.model import Params, alpha_from, init_params
+from neurosim.results import atomic_write
 from neurosim.tasks import BatchStream, get_task
 
 Progress = Callable[[int, int], None]
+PROBE_SEED_OFFSET = 7_919  # the probe batch's stream is apart from the training stream
 
 
 @dataclass(frozen=True)
@@ -51,44 +57,12 @@ def members(config: TrainConfig) -> list[Member]:
     ]
 
 
-def train(config: TrainConfig, progress: Progress | None = None) -> RunResult:
-    """Train the ensemble of ``config`` with every backend it names; see module docstring."""
-    task = get_task(config.task, dt=config.dt / config.tau)
-    alpha = alpha_from(config.dt, config.tau)
-    ens = members(config)
-    seeds = sorted({m.seed for m in ens})
-    seed_index = torch.tensor([seeds.index(m.seed) for m in ens])
-    stream = BatchStream(task, config.batch, seeds)
-    params = init_params(
-        task.n_in, config.n_hidden, task.n_out,
-        [m.gain for m in ens], ensemble=len(ens), seed=[m.seed for m in ens],
-    )
-    backends = make_backends(
-        config, params, alpha, torch.tensor([m.lr for m in ens]), [m.seed for m in ens]
-    )
-    tracker = {b.name: _Tracker(len(ens), config.final_window) for b in backends}
-    curves: list[dict] = []
-    for it in range(config.iters):
-        x, target, mask = (a[:, seed_index] for a in stream.next())
-        for b in backends:
-            loss = b.train_step(x, target, mask, frozen=tracker[b.name].diverged)
-            tracker[b.name].update(it, loss)
-            if it % config.log_every == 0 or it == config.iters - 1:
-                curves += _rows(config, ens, b, it, loss, tracker[b.name])
-        if progress:
-            progress(it + 1, config.iters)
-    summary = [
-        row for b in backends for row in _summary_rows(config, ens, b, tracker[b.name])
-    ]
-    return RunResult(config, curves, summary, {b.name: b.params() for b in backends})
-
-
 class _Tracker:
     """Per-network divergence flags and the losses of the last ``window`` iterations."""
 
     def __init__(self, E: int, window: int):
         self.diverged = torch.zeros(E, dtype=torch.bool)
-        self.diverged_at = [None] * E
+        self.diverged_at: list[int | None] = [None] * E
         self.window = window
         self.recent: list[Tensor] = []
 
@@ -103,6 +77,101 @@ class _Tracker:
         return torch.stack(self.recent).mean(0)
 
 
+class _Run:
+    """The mutable state of one run: everything a checkpoint must hold to resume exactly."""
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+        self.task = get_task(config.task, dt=config.dt / config.tau)
+        self.alpha = alpha_from(config.dt, config.tau)
+        self.ens = members(config)
+        seeds = sorted({m.seed for m in self.ens})
+        self.seed_index = torch.tensor([seeds.index(m.seed) for m in self.ens])
+        self.stream = BatchStream(self.task, config.batch, seeds)
+        probe = BatchStream(self.task, config.batch, [s + PROBE_SEED_OFFSET for s in seeds]).next()
+        self.probe_x = probe[0][:, self.seed_index]
+        params = init_params(
+            self.task.n_in, config.n_hidden, self.task.n_out,
+            [m.gain for m in self.ens], ensemble=len(self.ens), seed=[m.seed for m in self.ens],
+        )
+        lr = torch.tensor([m.lr for m in self.ens])
+        seeds_e = [m.seed for m in self.ens]
+        self.backends: list[Backend] = make_backends(config, params, self.alpha, lr, seeds_e)
+        self.trackers = {b.name: _Tracker(len(self.ens), config.final_window) for b in self.backends}
+        self.le_before = {b.name: self.max_le(b) for b in self.backends}
+        self.curves: list[dict] = []
+        self.done = 0  # finished iterations, flossing and training together
+
+    @property
+    def total(self) -> int:
+        return self.config.floss_iters + self.config.iters
+
+    def max_le(self, backend: Backend) -> Tensor:
+        from neurosim.lyapunov import max_lyapunov
+
+        return max_lyapunov(backend.params(), self.probe_x, alpha=self.alpha, warmup=self.config.le_warmup)
+
+    def iteration(self) -> None:
+        """One flossing or training iteration of every backend on one batch."""
+        cfg, s = self.config, self.done
+        x, target, mask = (a[:, self.seed_index] for a in self.stream.next())
+        flossing = s < cfg.floss_iters
+        it = s if flossing else s - cfg.floss_iters
+        last = cfg.floss_iters - 1 if flossing else cfg.iters - 1
+        for b in self.backends:
+            if flossing:
+                loss = b.floss_step(x, k=cfg.floss_k, variant=cfg.floss_variant, warmup=cfg.le_warmup)
+            else:
+                loss = b.train_step(x, target, mask, frozen=self.trackers[b.name].diverged)
+                self.trackers[b.name].update(it, loss)
+            if it % cfg.log_every == 0 or it == last:
+                self.curves += self._rows(b, "floss" if flossing else "train", it, loss)
+        self.done += 1
+
+    def _rows(self, backend: Backend, phase: str, it: int, loss: Tensor) -> list[dict]:
+        tr = self.trackers[backend.name]
+        return [
+            {**_labels(self.config, m, backend), "phase": phase, "iteration": it, "loss": float(loss[e])}
+            for e, m in enumerate(self.ens)
+            if phase == "floss" or not tr.diverged[e] or tr.diverged_at[e] == it
+        ]
+
+    def result(self) -> RunResult:
+        summary = []
+        for b in self.backends:
+            tr, counters, stats = self.trackers[b.name], b.counters(), b.network_stats()
+            le_after = self.max_le(b)
+            for e, m in enumerate(self.ens):
+                summary.append({
+                    **_labels(self.config, m, b),
+                    "final_loss": float("nan") if tr.diverged[e] else float(tr.final_loss()[e]),
+                    "diverged": bool(tr.diverged[e]),
+                    "diverged_at": tr.diverged_at[e],
+                    "le_before": float(self.le_before[b.name][e]),
+                    "le_after": float(le_after[e]),
+                    **{f"sat_{k}": v for k, v in counters.items()},
+                    **{k: float(v[e]) for k, v in stats.items()},
+                })
+        return RunResult(self.config, self.curves, summary, {b.name: b.params() for b in self.backends})
+
+    def state(self) -> dict:
+        return {
+            "config": self.config.to_dict(), "done": self.done, "curves": self.curves,
+            "stream": self.stream.state(), "backends": {b.name: b.state() for b in self.backends},
+            "trackers": {k: vars(t) for k, t in self.trackers.items()},
+        }
+
+    def load_state(self, state: dict) -> None:
+        if state["config"] != self.config.to_dict():
+            raise ConfigError("the checkpoint belongs to a different configuration; rerun without --resume")
+        self.done, self.curves = state["done"], state["curves"]
+        self.stream.load_state(state["stream"])
+        for b in self.backends:
+            b.load_state(state["backends"][b.name])
+        for k, t in self.trackers.items():
+            vars(t).update(state["trackers"][k])
+
+
 def _labels(config: TrainConfig, m: Member, backend: Backend) -> dict:
     return {
         "backend": backend.name, "rule": config.rule, "task": config.task, "gain": m.gain,
@@ -111,25 +180,27 @@ def _labels(config: TrainConfig, m: Member, backend: Backend) -> dict:
     }
 
 
-def _rows(config, ens, backend, it, loss, tracker) -> list[dict]:
-    return [
-        {**_labels(config, m, backend), "phase": "train", "iteration": it, "loss": float(loss[e])}
-        for e, m in enumerate(ens)
-        if not tracker.diverged[e] or tracker.diverged_at[e] == it
-    ]
+def train(
+    config: TrainConfig,
+    progress: Progress | None = None,
+    *,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 200,
+) -> RunResult:
+    """Train the ensemble of ``config`` with every backend it names; see module docstring.
 
-
-def _summary_rows(config, ens, backend, tracker) -> list[dict]:
-    final = tracker.final_loss()
-    counters = backend.counters()
-    return [
-        {
-            **_labels(config, m, backend),
-            "final_loss": float("nan") if tracker.diverged[e] else float(final[e]),
-            "diverged": bool(tracker.diverged[e]),
-            "diverged_at": tracker.diverged_at[e],
-            **{f"sat_{k}": v for k, v in counters.items()},
-        }
-        for e, m in enumerate(ens)
-    ]
-
+    With ``checkpoint``, the run state is saved there (atomically) every ``checkpoint_every``
+    iterations, and a run that finds a checkpoint continues from it: a killed run resumed
+    this way ends bit for bit as an uninterrupted one.
+    """
+    run = _Run(config)
+    if checkpoint is not None and Path(checkpoint).exists():
+        run.load_state(torch.load(checkpoint, weights_only=False))
+    while run.done < run.total:
+        run.iteration()
+        if progress:
+            progress(run.done, run.total)
+        if checkpoint is not None and run.done % checkpoint_every == 0 and run.done < run.total:
+            state = run.state()
+            atomic_write(checkpoint, lambda fh, state=state: torch.save(state, fh), binary=True)
+    return run.result()

@@ -40,6 +40,14 @@ class BatchStream:
         T = max(p[0].shape[0] for p in parts)
         return tuple(torch.stack([_pad_time(p[i], T) for p in parts], 1) for i in range(3))
 
+    def state(self) -> list[Tensor]:
+        """The generators' states: restoring them replays the same batches."""
+        return [rng.get_state() for rng in self._rngs]
+
+    def load_state(self, state: list[Tensor]) -> None:
+        for rng, s in zip(self._rngs, state, strict=True):
+            rng.set_state(s)
+
 
 def _pad_time(a: Tensor, T: int) -> Tensor:
     """Zero-pad the leading time axis of ``a`` to length T."""

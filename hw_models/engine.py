@@ -1,0 +1,277 @@
+r"""Bit-exact integer e-prop: the model and rule of DESIGN.md on fixed-point codes.
+
+Equations (DESIGN.md, "The model" and "Learning rules"), for t = 0..T-1, ``h_0 = r_0 = 0``,
+``ε_0 = ε^x_0 = 0``:
+
+    h_{t+1}   = α h_t + (1-α)(W_h r_t + W_x x_t),    r_t = relu(h_t)
+    y_t       = W_out r_{t+1},                       e_t = ∂L/∂y_t = m_t (y_t - y*_t) / Σm
+    ε_{t+1}   = α ε_t + (1-α) r_t,                   ε^x_{t+1} = α ε^x_t + (1-α) x_t
+    L_{t+1}   = f'(h_{t+1}) ⊙ (B e_t),               B = W_outᵀ (or a fixed random matrix)
+    ∇W_h = Σ_t L_{t+1} ⊗ ε_{t+1},   ∇W_x = Σ_t L_{t+1} ⊗ ε^x_{t+1},   ∇W_out = Σ_t e_t ⊗ r_{t+1}
+    W ← W - 2^-lr_shift ∇W                           (SGD with a shift)
+
+Every signal is an integer code of its profile format (value = code · 2^-frac; a weight
+matrix with ``weight_scale = "pow2"`` has a fixed per-network exponent s, value =
+code · 2^-(frac - s)). Codes live in float64 tensors; every product and sum below is exact
+(checked at construction, :mod:`hw_models._exactness`). ``Q_f^rnd`` is
+:func:`~hw_models.fixedpoint.requantize` into format f: shift right, round with the named
+mode, then apply the profile's overflow (counted per signal). ``A`` is the fraction of the
+``alpha`` format, ``α_c = round_even(α·2^A)``, ``β_c = 2^A - α_c``. Terms with different
+fractions are aligned by an exact left shift to the larger fraction before adding.
+
+Operations, in this order (rounding group in brackets, overflow-counter name after →):
+
+ per batch: w_t = m_t / max(Σ_{t,b} m, 1) in IEEE double (per network)
+ per step t:
+ 0. x_t = Q_x(x_t) [state] → x;  y*_t = Q_y(y*_t) [state] → target
+ 1. I      = Q_h(W_h r_t + W_x x_t)                      [state]            → I
+ 2. h_{t+1} = Q_h(α_c h_t + β_c I)                       [state]            → h
+ 3. r_{t+1} = Q_r(max(h_{t+1}, 0))                       [state]            → r
+ 4. y_t    = Q_y(W_out r_{t+1})                          [state]            → y
+ 5. e_t    = Q_e(((y_t - y*_t) · w_t) in double)         [learning_signal]  → e
+ 6. L_{t+1} = Q_L([h_{t+1} > 0] · (B e_t))               [learning_signal]  → L
+ 7. ε_{t+1} = Q_eps(α_c ε_t + β_c r_t);  ε^x_{t+1} = Q_eps(α_c ε^x_t + β_c x_t)  [trace] → eps
+ 8. acc_h += Q_acc(Σ_b L_{t+1} ⊗ ε_{t+1});  acc_x += Q_acc(Σ_b L_{t+1} ⊗ ε^x_{t+1});
+    acc_out += Q_acc(Σ_b e_t ⊗ r_{t+1})                  [accumulate]       → acc
+    (the sum is exact, one rounding, then an exact add and the overflow of acc)
+ 9. update, after every step (``per_step``) or after step T-1 (``per_trial``), for
+    W in (W_h, W_x, W_out):
+      ΔW = Q_W(acc >> (f_acc + lr_shift - f_W))          [weight_update]    → dW_h, dW_x, dW_out
+      W  = overflow_W(W - ΔW)                                               → W_h, W_x, W_out
+      acc = 0
+ A ``stochastic`` operation draws one ``u ~ U[0,1)`` (float64) per element of its result, in
+ row-major order, from network e's own generator seeded ``(profile.seed << 32) + seed_e``, in
+ the order of the operations above. Initial weights are quantized with ``nearest_even``.
+
+With ``weight_scale = "pow2"`` the exponent s of a matrix is the smallest integer with
+``2·max|W_init| <= max_code · 2^-frac · 2^s`` (one bit of headroom for learning).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from hw_models._exactness import check_exact, worst_case_bounds
+from hw_models.fixedpoint import (
+    QFormat,
+    SaturationCounter,
+    apply_overflow,
+    quantize_codes,
+    requantize,
+    uniform,
+)
+from hw_models.profile import Profile
+from neurosim.model import Params, masked_mse
+
+WEIGHTS = ("W_h", "W_x", "W_out")
+_F64 = torch.float64
+
+
+def pow2_exponent(W: Tensor, fmt: QFormat) -> list[int]:
+    """Per-network exponent s of W (E, ...): least s with 2·max|W_e| <= max_code·lsb·2^s."""
+    top = fmt.max_code * fmt.lsb
+    return [
+        0 if m == 0 else math.ceil(math.log2(2 * m / top))
+        for m in W.abs().flatten(1).max(1).values.tolist()
+    ]
+
+
+class FixedPointEngine:
+    """An ensemble of E networks trained by integer e-prop under a precision :class:`Profile`.
+
+    ``params`` are float initial weights (quantized here), ``alpha`` the leak, ``seed`` one
+    int (network e gets ``seed + e``) or one per network, ``feedback`` an optional fixed
+    random B (E, N, n_out) in place of ``W_outᵀ``.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        params: Params,
+        *,
+        alpha: float,
+        seed: int | Sequence[int] = 0,
+        feedback: Tensor | None = None,
+    ):
+        self.profile = profile
+        f = profile.formats
+        E, N, n_in = params.W_x.shape
+        n_out = params.W_out.shape[1]
+        self.ensemble = E
+        A = f.alpha.frac
+        self.alpha_c = round(alpha * 2**A)  # Python round(): ties to even
+        self.beta_c = 2**A - self.alpha_c
+        if not (0 <= self.beta_c and self.alpha_c <= f.alpha.max_code):
+            raise ValueError(f"alpha={alpha} is not representable in alpha format {f.alpha}")
+        mats = dict(zip(WEIGHTS, params, strict=True))
+        if feedback is not None:
+            mats["B"] = feedback
+        self.frac: dict[str, Tensor] = {}  # effective fraction per network, (E, 1, 1)
+        self.W: dict[str, Tensor] = {}  # codes
+        for name, W in mats.items():
+            fmt = self._wfmt(name)
+            exps = pow2_exponent(W, fmt) if profile.weight_scale == "pow2" else [0] * E
+            s = torch.tensor(exps, dtype=_F64).view(E, 1, 1)
+            self.frac[name] = fmt.frac - s
+            self.W[name] = quantize_codes(W.to(_F64) * 2.0**-s, fmt, "nearest_even",
+                                          profile.overflow)
+        seeds = [seed + e for e in range(E)] if isinstance(seed, int) else list(seed)
+        if len(seeds) != E:
+            raise ValueError(f"seed has {len(seeds)} entries for an ensemble of {E}")
+        self.generators = [torch.Generator().manual_seed((profile.seed << 32) + s) for s in seeds]
+        self.bounds = worst_case_bounds(f, self.frac, (N, n_in, n_out), self.alpha_c, self.beta_c)
+        self.max_batch = check_exact(self.bounds, f"profile {profile.name!r} with N={N}")
+        self.counter = SaturationCounter()
+        self._nonzero = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
+        self._stalled = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
+
+    def _wfmt(self, name: str) -> QFormat:
+        return getattr(self.profile.formats, "W_out" if name == "B" else name)
+
+    # -- the one rounding point every operation goes through ---------------------------------
+    def _q(self, v: Tensor, shift, fmt: QFormat, group: str, signal: str, rec) -> Tensor:
+        rounding = getattr(self.profile.rounding, group)
+        u = uniform(v.shape, self.generators) if rounding == "stochastic" else None
+        if rec is not None and u is not None:
+            rec.setdefault(f"u_{signal}", []).append(u)
+        return requantize(v, shift, fmt, rounding, self.profile.overflow, u=u,
+                          counter=self.counter, signal=signal)
+
+    def _mix(self, a: Tensor, fa: int, b: Tensor, fb: int) -> tuple[Tensor, int]:
+        """Exact ``α_c a + β_c b`` aligned to the larger fraction; returns (sum, its fraction)."""
+        F = max(fa, fb)
+        total = self.alpha_c * a * 2.0 ** (F - fa) + self.beta_c * b * 2.0 ** (F - fb)
+        return total, F + self.profile.formats.alpha.frac
+
+    def train_step(
+        self, x: Tensor, target: Tensor, mask: Tensor, *, record: dict | None = None
+    ) -> Tensor:
+        """One batch: x (T, E, B, n_in), target (T, E, B, n_out), mask (T, E, B).
+
+        Returns the float masked-MSE loss (E,) of the outputs y_t computed in this trial (with
+        ``per_step`` updates, later outputs already see earlier updates). With ``record`` a
+        dict, it is filled with every signal's codes: per-step signals stacked to (T, E, ...),
+        ``u_<signal>`` draws, ``<W>_before``/``<W>_after`` weights, and per update ``acc_<W>``
+        and ``d<W>`` (stacked over updates).
+        """
+        T, E, B, _ = x.shape
+        if E != self.ensemble:
+            raise ValueError(f"batch has ensemble axis {E}, the engine {self.ensemble}")
+        if B > self.max_batch:
+            raise ValueError(f"batch {B} exceeds the largest exact batch {self.max_batch}")
+        p, f, W, fr = self.profile, self.profile.formats, self.W, self.frac
+        if record is not None:
+            record.update({f"{k}_before": W[k].clone() for k in WEIGHTS})
+        m = mask.to(_F64)
+        w = (m / m.sum((0, 2), keepdim=True).clamp_min(1)).unsqueeze(-1)
+        N = W["W_h"].shape[1]
+        h = torch.zeros(E, B, N, dtype=_F64)
+        r, eps = torch.zeros_like(h), torch.zeros_like(h)
+        eps_x = torch.zeros(E, B, x.shape[-1], dtype=_F64)
+        acc = {k: torch.zeros_like(W[k]) for k in WEIGHTS}
+        ys = []
+        for t in range(T):
+            x_t = self._q(x[t].to(_F64), -f.x.frac, f.x, "state", "x", record)
+            y_star = self._q(target[t].to(_F64), -f.y.frac, f.y, "state", "target", record)
+            fa, fb = fr["W_h"] + f.r.frac, fr["W_x"] + f.x.frac
+            F = torch.maximum(fa, fb)
+            drive = (torch.bmm(r, W["W_h"].mT) * 2.0 ** (F - fa)
+                     + torch.bmm(x_t, W["W_x"].mT) * 2.0 ** (F - fb))
+            I_t = self._q(drive, F - f.h.frac, f.h, "state", "I", record)
+            mix, fm = self._mix(h, f.h.frac, I_t, f.h.frac)
+            h = self._q(mix, fm - f.h.frac, f.h, "state", "h", record)
+            r_prev = r
+            r = self._q(h.clamp_min(0), f.h.frac - f.r.frac, f.r, "state", "r", record)
+            y = self._q(torch.bmm(r, W["W_out"].mT), fr["W_out"] + f.r.frac - f.y.frac, f.y,
+                        "state", "y", record)
+            e = self._q((y - y_star) * w[t], f.y.frac - f.e.frac, f.e, "learning_signal",
+                        "e", record)
+            Bm, fB = (W["B"], fr["B"]) if "B" in W else (W["W_out"].mT, fr["W_out"])
+            L = self._q((h > 0) * torch.bmm(e, Bm.mT), fB + f.e.frac - f.L.frac, f.L,
+                        "learning_signal", "L", record)
+            mix, fm = self._mix(eps, f.eps.frac, r_prev, f.r.frac)
+            eps = self._q(mix, fm - f.eps.frac, f.eps, "trace", "eps", record)
+            mix, fm = self._mix(eps_x, f.eps.frac, x_t, f.x.frac)
+            eps_x = self._q(mix, fm - f.eps.frac, f.eps, "trace", "eps_x", record)
+            for k, post, pre, fg in (("W_h", L, eps, f.L.frac + f.eps.frac),
+                                     ("W_x", L, eps_x, f.L.frac + f.eps.frac),
+                                     ("W_out", e, r, f.e.frac + f.r.frac)):
+                G = self._q(torch.bmm(post.mT, pre), fg - f.acc.frac, f.acc, "accumulate",
+                            f"G_{k}", record)
+                acc[k] = apply_overflow(acc[k] + G, f.acc, p.overflow, counter=self.counter,
+                                        signal="acc")
+            if p.schedule == "per_step" or t == T - 1:
+                self._update(acc, record)
+            ys.append(y)
+            if record is not None:
+                for name, v in (("x", x_t), ("target", y_star), ("I", I_t), ("h", h),
+                                ("r", r), ("y", y), ("e", e), ("L", L), ("eps", eps),
+                                ("eps_x", eps_x)):
+                    record.setdefault(name, []).append(v)
+        if record is not None:
+            for k, v in record.items():
+                if isinstance(v, list):
+                    record[k] = torch.stack(v)
+            record.update({f"{k}_after": W[k].clone() for k in WEIGHTS})
+        y_val = torch.stack(ys) * 2.0**-f.y.frac
+        return masked_mse(y_val, target.to(_F64), m)
+
+    def _update(self, acc: dict[str, Tensor], rec: dict | None) -> None:
+        """Step 9: ΔW = Q_W(acc >> (f_acc + lr_shift - f_W)), W -= ΔW, acc = 0."""
+        p = self.profile
+        for k in WEIGHTS:
+            fmt = self._wfmt(k)
+            shift = p.formats.acc.frac + p.lr_shift - self.frac[k]
+            dW = self._q(acc[k], shift, fmt, "weight_update", f"d{k}", rec)
+            nonzero = acc[k] != 0
+            self._nonzero[k] += nonzero.flatten(1).sum(1)
+            self._stalled[k] += (nonzero & (dW == 0)).flatten(1).sum(1)
+            self.W[k] = apply_overflow(self.W[k] - dW, fmt, p.overflow, counter=self.counter,
+                                       signal=k)
+            if rec is not None:
+                rec.setdefault(f"acc_{k}", []).append(acc[k].clone())
+                rec.setdefault(f"d{k}", []).append(dW)
+            acc[k].zero_()
+
+    def state(self) -> dict:
+        """Everything a checkpoint needs to resume bit-exactly: codes, RNG states, counters."""
+        return {
+            "W": {k: v.clone() for k, v in self.W.items()},
+            "rng": [g.get_state() for g in self.generators],
+            "counters": self.counter.as_dict(),
+            "nonzero": {k: v.clone() for k, v in self._nonzero.items()},
+            "stalled": {k: v.clone() for k, v in self._stalled.items()},
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Resume from :meth:`state` (same profile, shapes and ensemble)."""
+        self.W = {k: v.clone() for k, v in state["W"].items()}
+        for g, s in zip(self.generators, state["rng"], strict=True):
+            g.set_state(s)
+        self.counter = SaturationCounter()
+        for k, v in state["counters"].items():
+            self.counter.add(k, v)
+        self._nonzero = {k: v.clone() for k, v in state["nonzero"].items()}
+        self._stalled = {k: v.clone() for k, v in state["stalled"].items()}
+
+    def params(self) -> Params:
+        """Float view of the current weights, ``code · 2^-(frac - s)`` (float64)."""
+        return Params(*(self.W[k] * 2.0 ** -self.frac[k] for k in WEIGHTS))
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Cumulative saturations/wraps per signal (over the whole ensemble)."""
+        return self.counter.as_dict()
+
+    def stall_counts(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Per matrix: (stalled, nonzero) counts (E,) — weight updates whose accumulated
+        gradient was non-zero but rounded to a zero change, and all non-zero ones."""
+        return {k: (self._stalled[k].clone(), self._nonzero[k].clone()) for k in WEIGHTS}
+
+    def stall_fraction(self) -> dict[str, Tensor]:
+        """Per matrix, per network (E,): fraction of non-zero updates that rounded to zero."""
+        return {k: self._stalled[k] / self._nonzero[k].clamp_min(1) for k in WEIGHTS}

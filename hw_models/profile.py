@@ -1,0 +1,263 @@
+"""Precision profiles: one TOML file gives a fixed-point format to every signal of the engine.
+
+Schema (every field required; unknown fields are errors)::
+
+    description  = "one line: what this profile models"
+    overflow     = "saturate"        # or "wrap", for every signal
+    lr_shift     = 10                # learning rate 2^-lr_shift
+    schedule     = "per_trial"       # or "per_step": when weights are updated
+    weight_scale = "fixed"           # or "pow2": per-matrix power-of-two exponent from init range
+    seed         = 0                 # seed of the stochastic-rounding generators
+
+    [formats]   # "s8.6" = signed 8-bit word, 6 fractional bits; "u16.12" unsigned
+    W_h, W_x, W_out      weights
+    x, y                 input and output
+    h, r                 state and rate relu(h)
+    eps                  eligibility traces (recurrent and input)
+    e, L                 output error and learning signal
+    acc                  gradient accumulator
+    alpha                leak factor α (and 1-α)
+    q, floss_gain        flossing tangent and its growth / global factor
+
+    [rounding]  # nearest_even | nearest_away | floor | trunc | stochastic
+    state            x, I, h, r, y
+    trace            eps
+    learning_signal  e, L
+    accumulate       per-step gradient into acc
+    weight_update    acc >> shift into a weight change: where stochastic rounding matters
+
+``--bits N`` (:func:`derive_profile`) derives a profile by this rule, with ``S = state_bits``
+(default 16) and ``K = trace_bits`` (default N):
+
+    W_h, W_x, W_out  sN.(N-2)   range ±2, weight_scale "pow2" (ranges follow the init)
+    eps              sK.(K-3)   range ±4
+    x, h, y, q, floss_gain  sS.(S-4)   range ±8;   r  u(S-1).(S-4)   range [0, 8)
+    e, L             s(S+8).(S+7)   range ±1: e = ∂L/∂y carries the 1/Σm of the mean
+    acc              s(2S).(2S-8)   range ±128
+    alpha            u16.16
+    rounding         nearest_even everywhere but weight_update = "stochastic"
+    lr_shift 10, schedule per_trial, overflow saturate, seed 0
+
+Every field can be overridden (:func:`apply_overrides`): a top-level name (``lr_shift=8``), a
+signal name (``W_h="s8.6"``), ``rounding_<op>`` (``rounding_trace="floor"``), and ``rounding``
+alone for the weight-update rounding.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from hw_models.fixedpoint import OVERFLOWS, ROUNDINGS, QFormat
+from neurosim.errors import InputError
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+SCHEDULES = ("per_step", "per_trial")
+WEIGHT_SCALES = ("fixed", "pow2")
+MAX_LR_SHIFT = 40
+
+
+class ProfileError(InputError):
+    """A profile is malformed; the message names the offending field."""
+
+
+@dataclass(frozen=True)
+class Formats:
+    """One :class:`QFormat` per signal (see the module docstring)."""
+
+    W_h: QFormat
+    W_x: QFormat
+    W_out: QFormat
+    x: QFormat
+    y: QFormat
+    h: QFormat
+    r: QFormat
+    eps: QFormat
+    e: QFormat
+    L: QFormat
+    acc: QFormat
+    alpha: QFormat
+    q: QFormat
+    floss_gain: QFormat
+
+
+@dataclass(frozen=True)
+class Rounding:
+    """Rounding mode of each operation group (see the module docstring)."""
+
+    state: str
+    trace: str
+    learning_signal: str
+    accumulate: str
+    weight_update: str
+
+
+_TOP = ("description", "overflow", "lr_shift", "schedule", "weight_scale", "seed")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated precision profile."""
+
+    name: str
+    description: str
+    formats: Formats
+    rounding: Rounding
+    overflow: str
+    lr_shift: int
+    schedule: str
+    weight_scale: str
+    seed: int
+
+    def to_dict(self) -> dict:
+        """Plain dict (formats as strings), the same shape as the TOML plus ``name``."""
+        d = {k: getattr(self, k) for k in ("name", *_TOP)}
+        d["formats"] = {f.name: str(getattr(self.formats, f.name)) for f in fields(Formats)}
+        d["rounding"] = asdict(self.rounding)
+        return d
+
+    def to_toml(self) -> str:
+        """The profile as TOML text that :func:`load_profile` reads back."""
+        d = self.to_dict()
+        lines = [f"# precision profile {self.name}"]
+        lines += [f"{k} = {_toml_value(d[k])}" for k in _TOP]
+        for table in ("formats", "rounding"):
+            lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(v)
+
+
+def _check_keys(table: dict, allowed: tuple[str, ...], where: str) -> None:
+    for k in table:
+        if k not in allowed:
+            raise ProfileError(f"unknown field {where}{k!r}; allowed: {', '.join(allowed)}")
+    for k in allowed:
+        if k not in table:
+            raise ProfileError(f"missing field {where}{k!r}")
+
+
+def _choice(field: str, value, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ProfileError(f"{field} = {value!r}: choose one of {', '.join(allowed)}")
+    return value
+
+
+def _int(field: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ProfileError(f"{field} = {value!r}: must be an integer in [{lo}, {hi}]")
+    return value
+
+
+def _format(field: str, value) -> QFormat:
+    if isinstance(value, QFormat):
+        return value
+    try:
+        return QFormat.parse(value)
+    except ValueError as err:
+        raise ProfileError(f"{field}: {err}") from None
+
+
+def profile_from_dict(data: dict, name: str) -> Profile:
+    """Validate a TOML-shaped dict (see module docstring) into a :class:`Profile`."""
+    _check_keys(data, (*_TOP, "formats", "rounding"), "")
+    for table in ("formats", "rounding"):
+        if not isinstance(data[table], dict):
+            raise ProfileError(f"{table} must be a table [{table}]")
+    _check_keys(data["formats"], tuple(f.name for f in fields(Formats)), "formats.")
+    _check_keys(data["rounding"], tuple(f.name for f in fields(Rounding)), "rounding.")
+    if not isinstance(data["description"], str) or not data["description"].strip():
+        raise ProfileError("description must be a non-empty string")
+    return Profile(
+        name=name,
+        description=data["description"].strip(),
+        formats=Formats(**{k: _format(f"formats.{k}", v) for k, v in data["formats"].items()}),
+        rounding=Rounding(
+            **{k: _choice(f"rounding.{k}", v, ROUNDINGS) for k, v in data["rounding"].items()}
+        ),
+        overflow=_choice("overflow", data["overflow"], OVERFLOWS),
+        lr_shift=_int("lr_shift", data["lr_shift"], 0, MAX_LR_SHIFT),
+        schedule=_choice("schedule", data["schedule"], SCHEDULES),
+        weight_scale=_choice("weight_scale", data["weight_scale"], WEIGHT_SCALES),
+        seed=_int("seed", data["seed"], 0, 2**31 - 1),
+    )
+
+
+def list_profiles() -> list[str]:
+    """Names of the shipped profiles (``hw_models/profiles/*.toml``), sorted."""
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+
+
+def load_profile(name_or_path: str | Path) -> Profile:
+    """A shipped profile by name, or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        if str(name_or_path) not in list_profiles():
+            raise ProfileError(
+                f"unknown profile {str(name_or_path)!r}: not a file, and not one of "
+                f"{', '.join(list_profiles())}"
+            )
+        path = PROFILE_DIR / f"{name_or_path}.toml"
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ProfileError(f"profile {path}: malformed TOML: {err}") from None
+    try:
+        return profile_from_dict(data, path.stem)
+    except ProfileError as err:
+        raise ProfileError(f"profile {path}: {err}") from None
+
+
+def apply_overrides(profile: Profile, **overrides) -> Profile:
+    """A copy of ``profile`` with fields overridden (names as in the module docstring)."""
+    d = profile.to_dict()
+    name = d.pop("name")
+    for key, value in overrides.items():
+        if key in _TOP:
+            d[key] = value
+        elif key in d["formats"]:
+            d["formats"][key] = value if isinstance(value, str) else str(value)
+        elif key == "rounding":
+            d["rounding"]["weight_update"] = value
+        elif key.startswith("rounding_") and key[len("rounding_"):] in d["rounding"]:
+            d["rounding"][key[len("rounding_"):]] = value
+        else:
+            raise ProfileError(f"unknown profile override {key!r}")
+    return replace(profile_from_dict(d, name), name=name)
+
+
+def derive_profile(
+    bits: int, *, trace_bits: int | None = None, state_bits: int = 16, **overrides
+) -> Profile:
+    """The ``--bits N`` profile: N-bit weights and traces, the rest by the documented rule."""
+    N = _int("bits", bits, 2, 32)
+    K = _int("trace_bits", N if trace_bits is None else trace_bits, 3, 32)
+    S = _int("state_bits", state_bits, 5, 26)
+    state = f"s{S}.{S - 4}"
+    data = {
+        "description": f"derived from --bits {N}: {N}-bit weights, {K}-bit traces, "
+        f"{S}-bit state, stochastic weight update",
+        "overflow": "saturate",
+        "lr_shift": 10,
+        "schedule": "per_trial",
+        "weight_scale": "pow2",
+        "seed": 0,
+        "formats": {
+            "W_h": f"s{N}.{N - 2}", "W_x": f"s{N}.{N - 2}", "W_out": f"s{N}.{N - 2}",
+            "x": state, "y": state, "h": state, "r": f"u{S - 1}.{S - 4}",
+            "eps": f"s{K}.{K - 3}",
+            "e": f"s{S + 8}.{S + 7}", "L": f"s{S + 8}.{S + 7}",
+            "acc": f"s{2 * S}.{2 * S - 8}", "alpha": "u16.16",
+            "q": state, "floss_gain": state,
+        },
+        "rounding": {
+            "state": "nearest_even", "trace": "nearest_even", "learning_signal": "nearest_even",
+            "accumulate": "nearest_even", "weight_update": "stochastic",
+        },
+    }
+    return apply_overrides(profile_from_dict(data, f"bits{N}"), **overrides)

@@ -1,0 +1,77 @@
+"""The fixed-point side of a run: the integer e-prop engine beside float SGD at the same lr.
+
+``--bits N`` derives a profile (:func:`hw_models.profile.derive_profile`), ``--profile NAME``
+loads one; overrides apply to either. The float partner is e-prop with plain SGD at
+``lr = 2^-lr_shift``, same initial weights, seeds and batches: the gap between the two curves
+is precision alone.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from hw_models.engine import FixedPointEngine
+from hw_models.profile import Profile, apply_overrides, derive_profile, load_profile
+from neurosim.backends import FloatBackend
+from neurosim.config import ConfigError, TrainConfig
+from neurosim.model import Params
+
+
+def resolve_profile(config: TrainConfig) -> Profile:
+    """The precision profile a config asks for, overrides applied."""
+    overrides = dict(config.profile_overrides)
+    if config.bits is not None:
+        return derive_profile(config.bits, **overrides)
+    return apply_overrides(load_profile(config.profile), **overrides)
+
+
+class FixedBackend:
+    """:class:`~hw_models.engine.FixedPointEngine` as a training-loop backend."""
+
+    name = "fixed"
+
+    def __init__(self, profile: Profile, params: Params, *, alpha: float, seeds: list[int],
+                 bits: int | None, feedback: Tensor | None = None):
+        self.engine = FixedPointEngine(profile, params, alpha=alpha, seed=seeds, feedback=feedback)
+        self.bits = bits
+        self.profile = profile.name
+
+    def train_step(self, x, target, mask, frozen=None) -> Tensor:
+        return self.engine.train_step(x, target, mask).float()
+
+    def floss_step(self, x, *, k: int, variant: str, warmup: int) -> Tensor:
+        if k != 1 or variant != "local":
+            raise ConfigError("the fixed-point engine flosses with the local k = 1 rule only")
+        return self.engine.floss_step(x, warmup=warmup).float()
+
+    def params(self) -> Params:
+        return self.engine.params().map(lambda w: w.float())
+
+    def counters(self) -> dict:
+        return self.engine.counters
+
+    def network_stats(self) -> dict[str, Tensor]:
+        return {f"stall_{k}": v for k, v in self.engine.stall_fraction().items()}
+
+    def lr_label(self, lr: float) -> float:
+        return 2.0 ** -self.engine.profile.lr_shift
+
+    def state(self) -> dict:
+        return self.engine.state()
+
+    def load_state(self, state: dict) -> None:
+        self.engine.load_state(state)
+
+
+def fixed_backends(config: TrainConfig, params: Params, alpha: float, seeds: list[int],
+                   feedback: Tensor | None) -> list:
+    """Float e-prop with SGD at 2^-lr_shift (``float-sgd``) and the engine (``fixed``)."""
+    if config.rule != "eprop":
+        raise ConfigError("fixed point (bits/profile) trains with rule eprop only")
+    profile = resolve_profile(config)
+    lr = 2.0 ** -profile.lr_shift
+    float_sgd = FloatBackend(params, rule="eprop", alpha=alpha, optimizer="sgd",
+                             lr=params.W_h.new_full((params.ensemble,), lr), feedback=feedback,
+                             name="float-sgd", lr_override=lr)
+    fixed = FixedBackend(profile, params, alpha=alpha, seeds=seeds, bits=config.bits, feedback=feedback)
+    return [float_sgd, fixed]

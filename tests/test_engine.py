@@ -1,0 +1,310 @@
+"""The integer e-prop engine against an independent rational-arithmetic reference and float SGD."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from hw_models._exactness import ExactnessError
+from hw_models.engine import FixedPointEngine
+from hw_models.fixedpoint import QFormat
+from hw_models.profile import Profile, apply_overrides, derive_profile, load_profile
+from neurosim.model import Params, init_params
+
+
+def _batch(T: int, E: int, B: int, n_in: int, n_out: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(T, E, B, n_in, generator=g, dtype=torch.float64) * 2 - 0.5
+    target = (torch.rand(T, E, B, n_out, generator=g, dtype=torch.float64) > 0.5) * 0.5
+    mask = (torch.rand(T, E, B, generator=g) > 0.3).to(torch.float64)
+    return x, target, mask
+
+
+# ---- (a) an independent reference: exact rationals, Python ints, one element at a time -------
+
+def _round(v: Fraction, mode: str, u: float | None) -> int:
+    fl = math.floor(v)
+    if mode == "floor":
+        return fl
+    if mode == "trunc":
+        return math.trunc(v)
+    if mode == "nearest_even":
+        return round(v)  # Fraction.__round__ rounds half to even
+    if mode == "nearest_away":
+        a = abs(v)
+        return int(math.copysign(math.floor(a + Fraction(1, 2)), v))
+    assert mode == "stochastic"
+    return fl + (Fraction(u) < v - fl)
+
+
+def _overflow(c: int, fmt: QFormat, mode: str) -> int:
+    if fmt.min_code <= c <= fmt.max_code:
+        return c
+    if mode == "saturate":
+        return min(max(c, fmt.min_code), fmt.max_code)
+    return (c - fmt.min_code) % 2**fmt.word + fmt.min_code
+
+
+class Reference:
+    """One network (E = 1) of the engine's documented operations, in exact rationals."""
+
+    def __init__(self, prof: Profile, params: Params, alpha: float, seed: int):
+        self.p, f = prof, prof.formats
+        self.gen = torch.Generator().manual_seed((prof.seed << 32) + seed)
+        A = f.alpha.frac
+        self.a = Fraction(round(Fraction(alpha) * 2**A), 2**A)
+        self.lsb = {}  # value of one weight code, 2^-(frac - s)
+        self.W = {}
+        for k, W in zip(("W_h", "W_x", "W_out"), params, strict=True):
+            fmt = getattr(f, k)
+            s = 0
+            if prof.weight_scale == "pow2":
+                m = Fraction(float(W.abs().max()))
+                s = -60
+                while 2 * m > fmt.max_code * Fraction(1, 2**fmt.frac) * Fraction(2) ** s:
+                    s += 1
+            self.lsb[k] = Fraction(2) ** (s - fmt.frac)
+            self.W[k] = np.array([[_round(Fraction(float(w)) / self.lsb[k], "nearest_even", None)
+                                   for w in row] for row in W[0].tolist()], dtype=object)
+
+    def q(self, vals: np.ndarray, lsb: Fraction, fmt: QFormat, group: str) -> np.ndarray:
+        """Quantize exact rational values to codes of ``fmt`` with step ``lsb``."""
+        mode = getattr(self.p.rounding, group)
+        us = (torch.rand(vals.shape, generator=self.gen, dtype=torch.float64).flatten().tolist()
+              if mode == "stochastic" else [None] * vals.size)
+        out = [_overflow(_round(Fraction(v) / lsb, mode, u), fmt, self.p.overflow)
+               for v, u in zip(vals.flatten().tolist(), us, strict=True)]
+        return np.array(out, dtype=object).reshape(vals.shape)
+
+    def train_step(self, x, target, mask) -> dict[str, np.ndarray]:
+        f, W, lsb = self.p.formats, self.W, self.lsb
+        val = lambda fmt: Fraction(1, 2**fmt.frac)  # noqa: E731
+        T, _, B, n_in = x.shape
+        N = W["W_h"].shape[0]
+        msum = max(float(mask.sum()), 1.0)
+        h = np.zeros((B, N), dtype=object)
+        r, eps, eps_x = h.copy(), h.copy(), np.zeros((B, n_in), dtype=object)
+        acc = {k: np.zeros_like(w) for k, w in W.items()}
+        out = {k: [] for k in ("h", "e", "L", "eps", "y")}
+        for t in range(T):
+            xt = self.q(x[t, 0].numpy().astype(object), val(f.x), f.x, "state")
+            ys = self.q(target[t, 0].numpy().astype(object), val(f.y), f.y, "state")
+            drive = (r @ W["W_h"].T) * lsb["W_h"] * val(f.r) + (xt @ W["W_x"].T) * (
+                lsb["W_x"] * val(f.x))
+            I_t = self.q(drive, val(f.h), f.h, "state")
+            h = self.q((self.a * h + (1 - self.a) * I_t) * val(f.h), val(f.h), f.h, "state")
+            r_prev = r
+            r = self.q(np.maximum(h, 0) * val(f.h), val(f.r), f.r, "state")
+            y = self.q((r @ W["W_out"].T) * lsb["W_out"] * val(f.r), val(f.y), f.y, "state")
+            w = [float(m) / msum for m in mask[t, 0].tolist()]
+            diff = np.array([[float((y[b, o] - ys[b, o]) * val(f.y)) * w[b]
+                              for o in range(y.shape[1])] for b in range(B)], dtype=object)
+            e = self.q(diff, val(f.e), f.e, "learning_signal")
+            L = self.q((h > 0) * (e @ W["W_out"]) * lsb["W_out"] * val(f.e), val(f.L), f.L,
+                       "learning_signal")
+            eps = self.q(self.a * eps * val(f.eps) + (1 - self.a) * r_prev * val(f.r),
+                         val(f.eps), f.eps, "trace")
+            eps_x = self.q(self.a * eps_x * val(f.eps) + (1 - self.a) * xt * val(f.x),
+                           val(f.eps), f.eps, "trace")
+            for k, post, pre, unit in (("W_h", L, eps, val(f.L) * val(f.eps)),
+                                       ("W_x", L, eps_x, val(f.L) * val(f.eps)),
+                                       ("W_out", e, r, val(f.e) * val(f.r))):
+                G = self.q(post.T @ pre * unit, val(f.acc), f.acc, "accumulate")
+                acc[k] = np.vectorize(lambda c: _overflow(c, f.acc, self.p.overflow),
+                                      otypes=[object])(acc[k] + G)
+            if self.p.schedule == "per_step" or t == T - 1:
+                for k in W:
+                    dW = self.q(acc[k] * val(f.acc) * Fraction(1, 2**self.p.lr_shift), lsb[k],
+                                getattr(f, k), "weight_update")
+                    W[k] = np.vectorize(lambda c, k=k: _overflow(c, getattr(f, k),
+                                                                 self.p.overflow),
+                                        otypes=[object])(W[k] - dW)
+                    acc[k] = np.zeros_like(acc[k])
+            for k, v in (("h", h), ("e", e), ("L", L), ("eps", eps), ("y", y)):
+                out[k].append(v)
+        return {k: np.stack(v).astype(np.int64) for k, v in out.items()}
+
+
+REFERENCE_PROFILES = {
+    "mixed_modes_pow2_per_trial": dict(
+        rounding_state="nearest_away", rounding_trace="floor", rounding_learning_signal="trunc",
+        rounding_accumulate="nearest_even", rounding="stochastic", lr_shift=3,
+    ),
+    "all_stochastic_per_step": dict(
+        rounding_state="stochastic", rounding_trace="stochastic",
+        rounding_learning_signal="stochastic", rounding_accumulate="stochastic",
+        rounding="stochastic", schedule="per_step", weight_scale="fixed", lr_shift=2, seed=5,
+    ),
+    "narrow_wrapping_nearest": dict(
+        overflow="wrap", rounding="nearest_even", x="s3.2", h="s4.2", r="u3.2", y="s4.3",
+        e="s8.7",
+        L="s8.7", acc="s10.6", lr_shift=1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFERENCE_PROFILES))
+def test_engine_matches_independent_rational_reference_bit_for_bit(case):
+    prof = derive_profile(6, alpha="u8.8", **REFERENCE_PROFILES[case])
+    params = init_params(2, 3, 2, 1.5, ensemble=1, seed=4, dtype=torch.float64)
+    x, target, mask = _batch(T=5, E=1, B=2, n_in=2, n_out=2, seed=1)
+    alpha = 0.7  # not a power of two: exercises α_c and β_c
+    eng = FixedPointEngine(prof, params, alpha=alpha, seed=3)
+    ref = Reference(prof, params, alpha, seed=3)
+    for _ in range(2):
+        rec: dict = {}
+        eng.train_step(x, target, mask, record=rec)
+        expected = ref.train_step(x, target, mask)
+        for k, v in expected.items():
+            np.testing.assert_array_equal(rec[k][:, 0].numpy().astype(np.int64), v, err_msg=k)
+        for k in ("W_h", "W_x", "W_out"):
+            np.testing.assert_array_equal(eng.W[k][0].numpy().astype(np.int64),
+                                          ref.W[k].astype(np.int64), err_msg=k)
+    if case == "narrow_wrapping_nearest":
+        assert sum(eng.counters.values()) > 0  # the narrow formats did wrap
+
+
+# ---- (b) float-like-24 tracks float SGD ------------------------------------------------------
+
+def _float_eprop_sgd(params: Params, x, target, mask, alpha: float, lr: float):
+    """Plain-torch e-prop (explicit traces) and one SGD step: returns (loss, new params)."""
+    W_h, W_x, W_out = params
+    T, E, B, _ = x.shape
+    h = torch.zeros(E, B, W_h.shape[1], dtype=torch.float64)
+    r, eps, eps_x = h.clone(), h.clone(), torch.zeros_like(x[0])
+    g = [torch.zeros_like(w) for w in params]
+    msum = mask.sum((0, 2)).clamp_min(1).view(E, 1, 1)
+    loss = torch.zeros(E, dtype=torch.float64)
+    for t in range(T):
+        eps, eps_x = alpha * eps + (1 - alpha) * r, alpha * eps_x + (1 - alpha) * x[t]
+        h = alpha * h + (1 - alpha) * (r @ W_h.mT + x[t] @ W_x.mT)
+        r = h.relu()
+        y = r @ W_out.mT
+        e = (y - target[t]) * mask[t].unsqueeze(-1) / msum
+        loss += 0.5 * ((y - target[t]) ** 2 * mask[t].unsqueeze(-1)).sum((1, 2)) / msum.flatten()
+        L = (h > 0) * (e @ W_out)
+        g[0] += L.mT @ eps
+        g[1] += L.mT @ eps_x
+        g[2] += e.mT @ r
+    return loss, Params(*(w - lr * gw for w, gw in zip(params, g, strict=True)))
+
+
+def test_float_like_24_matches_float_sgd():
+    prof = apply_overrides(load_profile("float-like-24"), lr_shift=3)
+    params = init_params(2, 16, 2, 1.0, ensemble=2, seed=0, dtype=torch.float64)
+    x, target, mask = _batch(T=20, E=2, B=8, n_in=2, n_out=2)
+    eng = FixedPointEngine(prof, params, alpha=0.5)
+    ref = eng.params()  # start from the quantized weights: the gap is then arithmetic alone
+    for _ in range(3):
+        loss_ref, new_ref = _float_eprop_sgd(ref, x, target, mask, 0.5, 2.0**-3)
+        loss = eng.train_step(x, target, mask)
+        for w_new, w_old, w_eng in zip(new_ref, ref, eng.params(), strict=True):
+            step = (w_new - w_old).abs().max()
+            # x, h, r and traces carry 16 fractional bits, e and L 23, weights 20: the largest
+            # gap seen is 9e-4 of the weight change (W_x, whose gradient partly cancels), so
+            # allow 2e-3 of the change plus 2 weight LSBs (2^-19)
+            assert (w_eng - w_new).abs().max() <= 2e-3 * step + 2.0**-19
+        torch.testing.assert_close(loss, loss_ref, rtol=1e-4, atol=1e-7)
+        ref = eng.params()
+
+
+# ---- (c) exactness is checked, not hoped for -------------------------------------------------
+
+def test_exactness_bound_refuses_huge_formats():
+    params = init_params(2, 64, 2, 1.0, dtype=torch.float64)
+    with pytest.raises(ExactnessError, match=r"worst-case \|I\| sum is 2\^\d+\.\d >= 2\^53"):
+        FixedPointEngine(derive_profile(32, state_bits=24), params, alpha=0.5)
+
+
+def test_batch_beyond_the_exact_bound_is_refused():
+    prof = derive_profile(8, e="s30.29", L="s30.29", eps="s20.17")
+    eng = FixedPointEngine(prof, init_params(1, 4, 1, 1.0), alpha=0.5)
+    assert eng.max_batch < 64
+    x, target, mask = _batch(T=2, E=1, B=64, n_in=1, n_out=1)
+    with pytest.raises(ValueError, match="exceeds the largest exact batch"):
+        eng.train_step(x, target, mask)
+
+
+# ---- (d) the int8 stall and its stochastic cure ----------------------------------------------
+
+def test_int8_nearest_stalls_and_int8_stochastic_does_not():
+    params = init_params(2, 16, 2, 1.0, ensemble=2, seed=0)
+    x, target, mask = _batch(T=20, E=2, B=8, n_in=2, n_out=2)
+    nearest = FixedPointEngine(apply_overrides(load_profile("int8-nearest"), lr_shift=6),
+                               params, alpha=0.5)
+    stoch = FixedPointEngine(apply_overrides(load_profile("int8-stochastic"), lr_shift=6),
+                             params, alpha=0.5)
+    W0 = nearest.W["W_h"].clone()
+    drift, var = 0.0, 0.0
+    for _ in range(10):
+        nearest.train_step(x, target, mask)
+        rec: dict = {}
+        stoch.train_step(x, target, mask, record=rec)
+        shift = stoch.profile.formats.acc.frac + 6 - stoch.frac["W_h"]
+        exact = rec["acc_W_h"][0] * 2.0**-shift  # the update in LSBs before rounding
+        drift += float((rec["dW_h"][0] - exact).sum())
+        p = exact - exact.floor()
+        var += float((p * (1 - p)).sum())
+    stalled, nonzero = nearest.stall_counts()["W_h"]
+    assert (stalled == nonzero).all() and (nonzero > 0).all()
+    assert torch.equal(nearest.W["W_h"], W0)  # every update was below half an LSB
+    assert (stoch.stall_fraction()["W_h"] < 1).all()
+    assert not torch.equal(stoch.W["W_h"], W0)
+    # unbiased: each rounding error has mean 0 and variance p(1-p) (p = fractional part), so
+    # the summed error has std sqrt(var); 5 std bounds it (a false alarm is < 1e-6 likely)
+    assert abs(drift) < 5 * math.sqrt(var)
+
+
+# ---- (e) determinism and the ensemble axis ---------------------------------------------------
+
+def test_same_seed_gives_identical_codes():
+    prof = load_profile("loihi-like")
+    params = init_params(2, 8, 2, 1.0, ensemble=2)
+    x, target, mask = _batch(T=10, E=2, B=4, n_in=2, n_out=2)
+    runs = []
+    for _ in range(2):
+        eng = FixedPointEngine(prof, params, alpha=0.5, seed=11)
+        losses = [eng.train_step(x, target, mask) for _ in range(3)]
+        runs.append((torch.stack(losses), eng.W))
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert all(torch.equal(runs[0][1][k], runs[1][1][k]) for k in runs[0][1])
+
+
+@pytest.mark.parametrize("name", ["int8-stochastic", "loihi-like"])
+def test_ensemble_member_equals_the_same_network_alone(name):
+    prof = apply_overrides(load_profile(name), rounding_state="stochastic", schedule="per_step")
+    params = init_params(2, 8, 2, [0.2, 1.0, 1.5], ensemble=3, seed=[4, 5, 6])
+    x, target, mask = _batch(T=10, E=3, B=4, n_in=2, n_out=2)
+    ens = FixedPointEngine(prof, params, alpha=0.5, seed=[7, 8, 9])
+    alone = FixedPointEngine(prof, params.map(lambda w: w[1:2]), alpha=0.5, seed=[8])
+    for _ in range(3):
+        loss_ens = ens.train_step(x, target, mask)
+        loss_alone = alone.train_step(x[:, 1:2], target[:, 1:2], mask[:, 1:2])
+        assert torch.equal(loss_ens[1:2], loss_alone)
+    for k in ("W_h", "W_x", "W_out"):
+        assert torch.equal(ens.W[k][1:2], alone.W[k])
+
+
+def test_state_round_trip_resumes_bit_exactly():
+    prof = load_profile("int8-stochastic")
+    params = init_params(2, 8, 2, 1.0, ensemble=2)
+    x, target, mask = _batch(T=10, E=2, B=4, n_in=2, n_out=2)
+    a = FixedPointEngine(prof, params, alpha=0.5)
+    a.train_step(x, target, mask)
+    b = FixedPointEngine(prof, params, alpha=0.5)
+    b.load_state(a.state())
+    assert torch.equal(a.train_step(x, target, mask), b.train_step(x, target, mask))
+    assert all(torch.equal(a.W[k], b.W[k]) for k in a.W) and a.counters == b.counters
+
+
+def test_params_are_the_float_view_of_the_codes():
+    params = init_params(2, 8, 2, 0.2, ensemble=2, dtype=torch.float64)
+    eng = FixedPointEngine(load_profile("int8-stochastic"), params, alpha=0.5)
+    for w, w_q, k in zip(params, eng.params(), ("W_h", "W_x", "W_out"), strict=True):
+        lsb = 2.0 ** -eng.frac[k]
+        assert ((w_q - w).abs() <= lsb / 2).all()
+        assert (w_q.abs().flatten(1).max(1).values <= 64 * lsb.flatten()).all()  # pow2 headroom

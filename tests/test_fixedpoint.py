@@ -1,0 +1,167 @@
+"""QFormat, quantize and requantize: fxpmath is the oracle for every deterministic mode."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from fxpmath import Fxp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hw_models.fixedpoint import (
+    OVERFLOWS,
+    QFormat,
+    SaturationCounter,
+    quantize,
+    quantize_codes,
+    requantize,
+)
+
+FXP_ROUNDING = {
+    "nearest_even": "around",
+    "nearest_away": "nearest_away",
+    "floor": "floor",
+    "trunc": "trunc",
+}
+
+formats = st.builds(
+    lambda signed, word, frac_pct: QFormat(signed, word, word * frac_pct // 100),
+    st.booleans(),
+    st.integers(2, 24),
+    st.integers(0, 100),
+)
+# values in units of the LSB: many ties (k/2), values just around ties, and out-of-range ones
+values = st.lists(
+    st.one_of(
+        st.integers(-(2**26), 2**26).map(lambda k: k / 2),
+        st.floats(-(2.0**26), 2.0**26, allow_nan=False, allow_infinity=False),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+def fxp_codes(x: np.ndarray, fmt: QFormat, rounding: str, overflow: str) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = Fxp(
+            x, fmt.signed, fmt.word, fmt.frac,
+            rounding=FXP_ROUNDING[rounding], overflow=overflow,
+        )
+    return np.asarray(f.val, dtype=np.float64)
+
+
+@pytest.mark.parametrize("rounding", list(FXP_ROUNDING))
+@pytest.mark.parametrize("overflow", OVERFLOWS)
+@settings(max_examples=25, deadline=None)
+@given(fmt=formats, scaled=values)
+def test_deterministic_modes_match_fxpmath(rounding, overflow, fmt, scaled):
+    x = np.asarray(scaled, dtype=np.float64) * fmt.lsb  # exact: power-of-two scaling
+    ours = quantize_codes(torch.from_numpy(x), fmt, rounding, overflow).numpy()
+    np.testing.assert_array_equal(ours, fxp_codes(x, fmt, rounding, overflow))
+
+
+@pytest.mark.parametrize("rounding", list(FXP_ROUNDING))
+@settings(max_examples=25, deadline=None)
+@given(fmt=formats, codes=st.lists(st.integers(-(2**30), 2**30), min_size=1, max_size=30),
+       shift=st.integers(0, 12))
+def test_requantize_is_quantize_of_the_shifted_value(rounding, fmt, codes, shift):
+    c = torch.tensor(codes, dtype=torch.float64)
+    expected = fxp_codes(np.asarray(codes, dtype=np.float64) * 2.0 ** -(shift + fmt.frac),
+                         fmt, rounding, "saturate")
+    ours = requantize(c, shift, fmt, rounding, "saturate").numpy()
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_nearest_away_is_exact_below_one_half():
+    # 0.5 - 2^-54 + 0.5 rounds to 1.0 in float64: a naive floor(|v| + 0.5) would give 1
+    v = torch.tensor([0.5 - 2.0**-54, -(0.5 - 2.0**-54), 2.0**50 + 0.5, -(2.0**50) - 0.5],
+                     dtype=torch.float64)
+    assert quantize_codes(v, QFormat(True, 52, 0), "nearest_away").tolist() == [
+        0, 0, 2**50 + 1, -(2**50) - 1
+    ]
+
+
+def test_stochastic_rounding_is_unbiased():
+    # 200k draws per value: the per-value mean error has std <= 0.5/sqrt(2e5) ≈ 1.1e-3 LSB,
+    # so a 6e-3 LSB tolerance is > 5 sigma for every value tested.
+    fmt = QFormat(True, 16, 4)
+    v = torch.tensor([0.1, 0.5, 0.9, -0.3, -0.75, 3.0 + 1 / 3], dtype=torch.float64)
+    x = (v * fmt.lsb).expand(200_000, -1)
+    g = torch.Generator().manual_seed(1)
+    codes = quantize_codes(x, fmt, "stochastic", generator=g)
+    err = codes.mean(0) - v
+    assert err.abs().max() < 6e-3
+    assert set(codes[:, 0].unique().tolist()) == {0.0, 1.0}  # only the two neighbours
+
+
+def test_stochastic_rounding_is_reproducible_from_seed():
+    fmt = QFormat(True, 8, 6)
+    x = torch.linspace(-1.5, 1.5, 1000, dtype=torch.float64)
+    a = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(7))
+    b = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(7))
+    c = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_stochastic_rounding_keeps_exact_codes():
+    fmt = QFormat(True, 8, 3)
+    x = torch.arange(-128, 128, dtype=torch.float64) * fmt.lsb
+    out = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, torch.arange(-128, 128, dtype=torch.float64))
+
+
+@settings(max_examples=100, deadline=None)
+@given(fmt=formats)
+def test_parse_print_roundtrip(fmt):
+    assert QFormat.parse(str(fmt)) == fmt
+
+
+def test_format_ranges():
+    f = QFormat.parse("s8.6")
+    assert (f.signed, f.word, f.frac) == (True, 8, 6)
+    assert (f.min_code, f.max_code, f.lsb) == (-128, 127, 1 / 64)
+    u = QFormat.parse("u16.12")
+    assert (u.min_code, u.max_code, str(u)) == (0, 65535, "u16.12")
+
+
+@pytest.mark.parametrize("text", ["s4.6", "s8", "x8.2", "s0.0", "s53.0", "8.2", "s8.-1", ""])
+def test_bad_formats_raise(text):
+    with pytest.raises(ValueError):
+        QFormat.parse(text)
+
+
+def test_frac_above_word_names_the_format():
+    with pytest.raises(ValueError, match="s4.6.*more fractional"):
+        QFormat(True, 4, 6)
+
+
+def test_bad_mode_names_list_the_allowed_ones():
+    x = torch.zeros(3)
+    with pytest.raises(ValueError, match="nearest_even, nearest_away, floor, trunc, stochastic"):
+        quantize(x, QFormat(True, 8, 4), rounding="round")
+    with pytest.raises(ValueError, match="saturate, wrap"):
+        quantize(x, QFormat(True, 8, 4), overflow="clip")
+
+
+def test_counter_counts_saturations_and_wraps_per_signal():
+    counter = SaturationCounter()
+    x = torch.tensor([0.0, 10.0, -10.0, 1.0])
+    quantize(x, QFormat(True, 4, 1), counter=counter, signal="h")
+    quantize(x, QFormat(False, 4, 0), overflow="wrap", counter=counter, signal="r")
+    quantize(x, QFormat(True, 4, 1), counter=counter, signal="h")
+    assert counter.as_dict() == {"h": 4, "r": 1}
+
+
+def test_quantize_values_are_codes_times_lsb():
+    fmt = QFormat(True, 12, 7)
+    x = torch.randn(100, dtype=torch.float64)
+    q = quantize(x, fmt)
+    assert torch.equal(q, quantize_codes(x, fmt) * 2.0**-7)
+    assert (q - x.clamp(fmt.min_code * fmt.lsb, fmt.max_code * fmt.lsb)).abs().max() <= fmt.lsb / 2
+    assert math.isclose(fmt.lsb, 2.0**-7)
