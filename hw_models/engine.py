@@ -23,10 +23,11 @@ Operations, in this order (rounding group in brackets, overflow-counter name aft
 
  per batch: w_t = m_t / max(Σ_{t,b} m, 1) in IEEE double (per network)
  per step t:
- 0. x_t = Q_x(x_t) [state] → x;  y*_t = Q_y(y*_t) [state] → target
+ 0. x_t = Q_x(x_t)                                      [state]            → x
  1. I      = Q_h(W_h r_t + W_x x_t)                      [state]            → I
  2. h_{t+1} = Q_h(α_c h_t + β_c I)                       [state]            → h
  3. r_{t+1} = Q_r(max(h_{t+1}, 0))                       [state]            → r
+    y*_t = Q_y(y*_t)                                     [state]            → target
  4. y_t    = Q_y(W_out r_{t+1})                          [state]            → y
  5. e_t    = Q_e(((y_t - y*_t) · w_t) in double)         [learning_signal]  → e
  6. L_{t+1} = Q_L([h_{t+1} > 0] · (B e_t))               [learning_signal]  → L
@@ -147,6 +148,27 @@ class FixedPointEngine:
         total = self.alpha_c * a * 2.0 ** (F - fa) + self.beta_c * b * 2.0 ** (F - fb)
         return total, F + self.profile.formats.alpha.frac
 
+    def advance(self, h: Tensor, r: Tensor, x_raw: Tensor, rec: dict | None = None):
+        """Operations 0-3 of one step: (x_t, I, h_{t+1}, r_{t+1}) codes from h_t, r_t codes and
+        the float input x_t (E, B, n_in). Shared by training and flossing."""
+        f, W, fr = self.profile.formats, self.W, self.frac
+        x_t = self._q(x_raw.to(_F64), -f.x.frac, f.x, "state", "x", rec)
+        fa, fb = fr["W_h"] + f.r.frac, fr["W_x"] + f.x.frac
+        F = torch.maximum(fa, fb)
+        drive = (torch.bmm(r, W["W_h"].mT) * 2.0 ** (F - fa)
+                 + torch.bmm(x_t, W["W_x"].mT) * 2.0 ** (F - fb))
+        I_t = self._q(drive, F - f.h.frac, f.h, "state", "I", rec)
+        mix, fm = self._mix(h, f.h.frac, I_t, f.h.frac)
+        h = self._q(mix, fm - f.h.frac, f.h, "state", "h", rec)
+        r = self._q(h.clamp_min(0), f.h.frac - f.r.frac, f.r, "state", "r", rec)
+        return x_t, I_t, h, r
+
+    def floss_step(self, x: Tensor, *, warmup: int = 0, record: dict | None = None) -> Tensor:
+        """One local gradient-flossing update of W_h (k = 1); see :mod:`hw_models.flossing`."""
+        from hw_models.flossing import integer_floss_step
+
+        return integer_floss_step(self, x, warmup=warmup, record=record)
+
     def train_step(
         self, x: Tensor, target: Tensor, mask: Tensor, *, record: dict | None = None
     ) -> Tensor:
@@ -175,17 +197,9 @@ class FixedPointEngine:
         acc = {k: torch.zeros_like(W[k]) for k in WEIGHTS}
         ys = []
         for t in range(T):
-            x_t = self._q(x[t].to(_F64), -f.x.frac, f.x, "state", "x", record)
-            y_star = self._q(target[t].to(_F64), -f.y.frac, f.y, "state", "target", record)
-            fa, fb = fr["W_h"] + f.r.frac, fr["W_x"] + f.x.frac
-            F = torch.maximum(fa, fb)
-            drive = (torch.bmm(r, W["W_h"].mT) * 2.0 ** (F - fa)
-                     + torch.bmm(x_t, W["W_x"].mT) * 2.0 ** (F - fb))
-            I_t = self._q(drive, F - f.h.frac, f.h, "state", "I", record)
-            mix, fm = self._mix(h, f.h.frac, I_t, f.h.frac)
-            h = self._q(mix, fm - f.h.frac, f.h, "state", "h", record)
             r_prev = r
-            r = self._q(h.clamp_min(0), f.h.frac - f.r.frac, f.r, "state", "r", record)
+            x_t, I_t, h, r = self.advance(h, r, x[t], record)
+            y_star = self._q(target[t].to(_F64), -f.y.frac, f.y, "state", "target", record)
             y = self._q(torch.bmm(r, W["W_out"].mT), fr["W_out"] + f.r.frac - f.y.frac, f.y,
                         "state", "y", record)
             e = self._q((y - y_star) * w[t], f.y.frac - f.e.frac, f.e, "learning_signal",

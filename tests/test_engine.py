@@ -92,13 +92,13 @@ class Reference:
         out = {k: [] for k in ("h", "e", "L", "eps", "y")}
         for t in range(T):
             xt = self.q(x[t, 0].numpy().astype(object), val(f.x), f.x, "state")
-            ys = self.q(target[t, 0].numpy().astype(object), val(f.y), f.y, "state")
             drive = (r @ W["W_h"].T) * lsb["W_h"] * val(f.r) + (xt @ W["W_x"].T) * (
                 lsb["W_x"] * val(f.x))
             I_t = self.q(drive, val(f.h), f.h, "state")
             h = self.q((self.a * h + (1 - self.a) * I_t) * val(f.h), val(f.h), f.h, "state")
             r_prev = r
             r = self.q(np.maximum(h, 0) * val(f.h), val(f.r), f.r, "state")
+            ys = self.q(target[t, 0].numpy().astype(object), val(f.y), f.y, "state")
             y = self.q((r @ W["W_out"].T) * lsb["W_out"] * val(f.r), val(f.y), f.y, "state")
             w = [float(m) / msum for m in mask[t, 0].tolist()]
             diff = np.array([[float((y[b, o] - ys[b, o]) * val(f.y)) * w[b]
