@@ -17,6 +17,7 @@ from neurosim.config import TrainConfig
 from neurosim.model import Params
 from neurosim.optim import Optimizer
 from neurosim.rules import gradients
+from neurosim.rules.flossing import flossing_gradients
 
 
 class Backend(Protocol):
@@ -56,8 +57,6 @@ class FloatBackend:
 
     def floss_step(self, x, *, k: int, variant: str, warmup: int) -> Tensor:
         """One gradient-flossing update of W_h; returns the flossing loss (E,)."""
-        from neurosim.rules.flossing import flossing_gradients
-
         loss, grads = flossing_gradients(self._params, x, alpha=self.alpha, k=k, variant=variant,
                                          warmup=warmup)
         self._params = self.floss_optimizer.step(self._params, grads)

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_exc  # typer vendors click; no public alias
 
+from neurosim.cli_lyapunov import lyapunov
 from neurosim.cli_profiles import profiles_app
 from neurosim.errors import InputError
 from neurosim.report import progress_bar, summary_table
@@ -23,6 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="neurosim: initial gain, gradient flossing and e-prop, in float and fixed point.")
 
 app.add_typer(profiles_app, name="profiles")
+app.command()(lyapunov)
 Opt = typer.Option
 
 
@@ -65,6 +67,7 @@ def train(
     out: Annotated[Path | None, Opt(help="run directory (default runs/<time>-train-...)")] = None,
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
     resume: Annotated[bool, Opt(help="continue a killed run of the same --out from its checkpoint")] = False,
+    checkpoint_every: Annotated[int, Opt(help="iterations between checkpoints")] = 200,
 ) -> None:
     """Train an ensemble; with --bits/--profile, the fixed-point engine beside float SGD."""
     from neurosim.api import run_training
@@ -81,9 +84,12 @@ def train(
     )
     if resume and out is None:
         raise InputError("--resume needs the --out of the run to continue")
+    if checkpoint_every <= 0:
+        raise InputError(f"checkpoint_every must be a positive integer, got {checkpoint_every}")
     out = out or _default_out("train", task, rule, f"gain{gain[0]}", *([f"bits{bits}"] if bits else []))
     with progress_bar("training") as advance:
-        run_dir, result = run_training(config, out, force=force, resume=resume, progress=advance)
+        run_dir, result = run_training(config, out, force=force, resume=resume,
+                                       checkpoint_every=checkpoint_every, progress=advance)
     summary_table(result.summary)
     typer.echo(f"run written to {run_dir}")
 

@@ -52,6 +52,7 @@ class TrainConfig:
     floss_k: int = 1
     floss_variant: str = "local"
     le_warmup: int = 0
+    threads: int = 1
 
     def __post_init__(self):
         _choice("task", self.task, TASKS)
@@ -59,7 +60,8 @@ class TrainConfig:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("feedback", self.feedback, FEEDBACKS)
         _choice("floss_variant", self.floss_variant, FLOSS_VARIANTS)
-        for name in ("seeds", "n_hidden", "batch", "iters", "log_every", "final_window", "floss_k"):
+        for name in ("seeds", "n_hidden", "batch", "iters", "log_every", "final_window", "floss_k",
+                     "threads"):
             _positive_int(name, getattr(self, name))
         if not isinstance(self.floss_iters, int) or self.floss_iters < 0:
             raise ConfigError(f"floss_iters must be an integer >= 0, got {self.floss_iters!r}")

@@ -64,3 +64,32 @@ def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Pa
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:
+    """Max Lyapunov exponent vs initial gain, before (and after, where present) training:
+    mean ± std over seeds at each gain, one line per backend (the paper's Figure 3 layout)."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for backend in sorted({r["backend"] for r in rows}):
+        for col, style in (("le_before", "o--"), ("le_after", "s-")):
+            pts = defaultdict(list)
+            for r in rows:
+                if r["backend"] == backend and r.get(col) is not None:
+                    pts[r["gain"]].append(r[col])
+            if not pts:
+                continue
+            gains = sorted(pts)
+            mean = np.array([np.mean(pts[g]) for g in gains])
+            std = np.array([np.std(pts[g]) for g in gains])
+            n = max(len(v) for v in pts.values())
+            label = f"{backend}, {col.removeprefix('le_')} training (n={n})"
+            ax.errorbar(gains, mean, yerr=std, fmt=style, capsize=3, label=label)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("initial gain")
+    ax.set_ylabel("max Lyapunov exponent (nats/step)")
+    ax.set_title(title or "max LE vs gain, mean ± std over seeds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -12,6 +12,7 @@ checkpoint that lets a killed run resume bit for bit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from neurosim.backends import Backend, make_backends
 from neurosim.config import ConfigError, TrainConfig
+from neurosim.lyapunov import max_lyapunov
 from neurosim.model import Params, alpha_from, init_params
 from neurosim.results import atomic_write
 from neurosim.tasks import BatchStream, get_task
@@ -107,8 +109,6 @@ class _Run:
         return self.config.floss_iters + self.config.iters
 
     def max_le(self, backend: Backend) -> Tensor:
-        from neurosim.lyapunov import max_lyapunov
-
         return max_lyapunov(backend.params(), self.probe_x, alpha=self.alpha, warmup=self.config.le_warmup)
 
     def iteration(self) -> None:
@@ -180,6 +180,16 @@ def _labels(config: TrainConfig, m: Member, backend: Backend) -> dict:
     }
 
 
+def initial_max_le(config: TrainConfig) -> list[dict]:
+    """Max Lyapunov exponent of the freshly initialised networks of ``config``, one row each
+    (``backend, gain, lr, seed, le_before``), on the same probe batch training would use."""
+    run = _Run(config)
+    return [
+        {**_labels(config, m, b), "le_before": float(run.le_before[b.name][e])}
+        for b in run.backends for e, m in enumerate(run.ens)
+    ]
+
+
 def train(
     config: TrainConfig,
     progress: Progress | None = None,
@@ -193,14 +203,29 @@ def train(
     iterations, and a run that finds a checkpoint continues from it: a killed run resumed
     this way ends bit for bit as an uninterrupted one.
     """
-    run = _Run(config)
-    if checkpoint is not None and Path(checkpoint).exists():
-        run.load_state(torch.load(checkpoint, weights_only=False))
-    while run.done < run.total:
-        run.iteration()
-        if progress:
-            progress(run.done, run.total)
-        if checkpoint is not None and run.done % checkpoint_every == 0 and run.done < run.total:
-            state = run.state()
-            atomic_write(checkpoint, lambda fh, state=state: torch.save(state, fh), binary=True)
-    return run.result()
+    with torch_threads(config.threads):
+        run = _Run(config)
+        if checkpoint is not None and Path(checkpoint).exists():
+            run.load_state(torch.load(checkpoint, weights_only=False))
+        while run.done < run.total:
+            run.iteration()
+            if progress:
+                progress(run.done, run.total)
+            if checkpoint is not None and run.done % checkpoint_every == 0 and run.done < run.total:
+                state = run.state()
+                atomic_write(checkpoint, lambda fh, state=state: torch.save(state, fh), binary=True)
+        return run.result()
+
+
+@contextmanager
+def torch_threads(n: int):
+    """Run a block with ``n`` intra-op threads. The default of one is deliberate: the
+    per-step tensors are small, and on a 2-core machine a second thread made a (5, 4, 16) bmm
+    10× slower (26 µs vs 2.3 µs, measured); parallelism comes from the ensemble axis and, in
+    sweeps, from one process per core."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

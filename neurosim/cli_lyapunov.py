@@ -1,0 +1,54 @@
+"""``neurosim lyapunov``: max Lyapunov exponent vs gain, of a run directory (before and after
+training) or of fresh networks; prints mean ± std over seeds and plots the paper's Figure 3."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+Opt = typer.Option
+
+
+def lyapunov(
+    run_dir: Annotated[Path | None, typer.Argument(help="a run directory; omit for fresh networks")] = None,
+    gain: Annotated[list[float], Opt(help="gains of fresh networks; repeat for several")] = [  # noqa: B006
+        0.2, 0.5, 1.0, 1.5, 2.0],
+    seeds: Annotated[int, Opt(help="networks per gain")] = 5,
+    task: Annotated[str, Opt(help="task whose inputs drive the trajectory")] = "romo",
+    n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
+    le_warmup: Annotated[int, Opt(help="steps left out of the average")] = 0,
+    plot: Annotated[Path | None, Opt(help="write the figure here (PNG)")] = None,
+) -> None:
+    """Max LE vs gain: before/after training for a run directory, or at init for --gain."""
+    from neurosim.config import TrainConfig
+    from neurosim.plots import plot_le_vs_gain
+    from neurosim.results import load_run
+    from neurosim.train import initial_max_le
+
+    if run_dir is not None:
+        rows = load_run(run_dir)["summary"]
+    else:
+        config = TrainConfig(task=task, gain=tuple(gain) if len(gain) > 1 else gain[0], seeds=seeds,
+                             n_hidden=n_hidden, le_warmup=le_warmup)
+        rows = initial_max_le(config)
+    _print_table(rows)
+    if plot is not None:
+        plot_le_vs_gain(rows, plot)
+        typer.echo(f"figure written to {plot}")
+
+
+def _print_table(rows: list[dict]) -> None:
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(r["backend"], r["gain"])].append(r)
+    typer.echo(f"{'backend':<10} {'gain':>6} {'n':>3}  {'max LE before':>18}  {'max LE after':>18}")
+    for (backend, gain), rs in sorted(groups.items()):
+        cells = []
+        for col in ("le_before", "le_after"):
+            v = np.array([r[col] for r in rs if r.get(col) is not None], dtype=float)
+            cells.append(f"{v.mean():+.3f} ± {v.std():.3f}" if v.size else "—")
+        typer.echo(f"{backend:<10} {gain:>6} {len(rs):>3}  {cells[0]:>18}  {cells[1]:>18}")
