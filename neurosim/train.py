@@ -23,6 +23,7 @@ from neurosim.backends import Backend, make_backends
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.lyapunov import max_lyapunov
 from neurosim.model import Params, alpha_from, init_params
+from neurosim.resources import check_memory
 from neurosim.results import atomic_write
 from neurosim.tasks import BatchStream, get_task
 
@@ -85,6 +86,8 @@ class _Run:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.task = get_task(config.task, dt=config.dt / config.tau)
+        n_steps = self.task.sample(1, torch.Generator().manual_seed(0))[0].shape[0]
+        check_memory(config, n_steps, self.task.n_in, self.task.n_out)
         self.alpha = alpha_from(config.dt, config.tau)
         self.ens = members(config)
         seeds = sorted({m.seed for m in self.ens})

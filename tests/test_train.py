@@ -75,3 +75,10 @@ def test_divergent_network_is_marked_and_the_rest_continue():
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})
+
+
+def test_ensemble_too_large_for_memory_is_refused_up_front_with_an_estimate(capsys):
+    from cli_helpers import run_cli
+
+    code, _, err = run_cli(["train", "--seeds", "100000", "--n-hidden", "512", "--iters", "1"], capsys)
+    assert code == 2 and "GiB" in err and "ensemble too large" in err

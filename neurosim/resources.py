@@ -1,0 +1,55 @@
+"""Resource guard: estimate a run's peak memory up front and refuse what cannot fit.
+
+The estimate counts the large tensors of one training iteration, per network:
+states, rates, traces and learning signals over the trial, (T · B · N) values each, and
+the parameters with their optimiser moments, (N² + N·n_in + n_out·N) values each. BPTT keeps
+the autograd graph of the whole trial, about 12 such (T, B, N) tensors; e-prop about 8;
+the fixed-point engine works in float64 (×2 bytes) and keeps about 14 per step. The factors
+are deliberately generous: the guard is there to refuse an ensemble that would be killed for
+memory, not to predict RSS to the byte.
+"""
+
+from __future__ import annotations
+
+import os
+
+from neurosim.config import ConfigError, TrainConfig
+
+STATE_TENSORS = {"bptt": 12, "eprop": 8, "fixed": 28}
+FRACTION_OF_AVAILABLE = 0.8
+
+
+def available_bytes() -> int:
+    """Memory the system reports as available (MemAvailable), or physical memory."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def estimate_bytes(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> int:
+    """Peak bytes of one iteration of ``config`` (see the module docstring)."""
+    E = len(config.gains) * len(config.lrs) * config.seeds
+    N, B = config.n_hidden, config.batch
+    per_net_state = n_steps * B * N * 4 * STATE_TENSORS[config.rule]
+    per_net_params = (N * N + N * n_in + n_out * N) * 4 * 4  # weights, grads, two Adam moments
+    total = E * (per_net_state + per_net_params)
+    if config.fixed_point:
+        total += E * (n_steps * B * N * 8 * STATE_TENSORS["fixed"] + per_net_params * 2)
+    return total
+
+
+def check_memory(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> None:
+    """Raise :class:`ConfigError` with the estimate if the run would not fit in memory."""
+    need, have = estimate_bytes(config, n_steps, n_in, n_out), available_bytes()
+    if need > FRACTION_OF_AVAILABLE * have:
+        E = len(config.gains) * len(config.lrs) * config.seeds
+        raise ConfigError(
+            f"ensemble too large: {E} networks of N={config.n_hidden}, batch {config.batch}, "
+            f"{n_steps} steps need about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB available; "
+            "use fewer seeds/gains/lrs, a smaller batch or a smaller network"
+        )
