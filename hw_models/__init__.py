@@ -5,6 +5,7 @@ from hw_models.engine import FixedPointEngine
 from hw_models.fixedpoint import (
     OVERFLOWS,
     ROUNDINGS,
+    CounterRNG,
     QFormat,
     SaturationCounter,
     apply_overflow,
@@ -27,6 +28,7 @@ from hw_models.profile import (
 __all__ = [
     "OVERFLOWS",
     "ROUNDINGS",
+    "CounterRNG",
     "ExactnessError",
     "FixedPointEngine",
     "Formats",

@@ -40,9 +40,11 @@ Operations, in this order (rounding group in brackets, overflow-counter name aft
       ΔW = Q_W(acc >> (f_acc + lr_shift - f_W))          [weight_update]    → dW_h, dW_x, dW_out
       W  = overflow_W(W - ΔW)                                               → W_h, W_x, W_out
       acc = 0
- A ``stochastic`` operation draws one ``u ~ U[0,1)`` (float64) per element of its result, in
- row-major order, from network e's own generator seeded ``(profile.seed << 32) + seed_e``, in
- the order of the operations above. Initial weights are quantized with ``nearest_even``.
+ A ``stochastic`` operation draws one ``u = d · 2^-32`` per element of its result (element i in
+ row-major order within network e's result) from network e's counter-based generator
+ (:class:`~hw_models.fixedpoint.CounterRNG`, stream ``profile.seed``, seed ``seed_e``):
+ ``d = H(H(key_e ^ H(c)) ^ i)``, where the counter c counts network e's stochastic operations
+ so far, in the order of the operations above. Initial weights are quantized with ``nearest_even``.
 
 With ``weight_scale = "pow2"`` the exponent s of a matrix is the smallest integer with
 ``2·max|W_init| <= max_code · 2^-frac · 2^s`` (one bit of headroom for learning).
@@ -58,6 +60,7 @@ from torch import Tensor
 
 from hw_models._exactness import check_exact, worst_case_bounds
 from hw_models.fixedpoint import (
+    CounterRNG,
     QFormat,
     SaturationCounter,
     apply_overflow,
@@ -123,7 +126,7 @@ class FixedPointEngine:
         seeds = [seed + e for e in range(E)] if isinstance(seed, int) else list(seed)
         if len(seeds) != E:
             raise ValueError(f"seed has {len(seeds)} entries for an ensemble of {E}")
-        self.generators = [torch.Generator().manual_seed((profile.seed << 32) + s) for s in seeds]
+        self.rng = CounterRNG(seeds, stream=profile.seed)
         self.bounds = worst_case_bounds(f, self.frac, (N, n_in, n_out), self.alpha_c, self.beta_c)
         self.max_batch = check_exact(self.bounds, f"profile {profile.name!r} with N={N}")
         self.counter = SaturationCounter()
@@ -136,7 +139,7 @@ class FixedPointEngine:
     # -- the one rounding point every operation goes through ---------------------------------
     def _q(self, v: Tensor, shift, fmt: QFormat, group: str, signal: str, rec) -> Tensor:
         rounding = getattr(self.profile.rounding, group)
-        u = uniform(v.shape, self.generators) if rounding == "stochastic" else None
+        u = uniform(v.shape, self.rng) if rounding == "stochastic" else None
         if rec is not None and u is not None:
             rec.setdefault(f"u_{signal}", []).append(u)
         return requantize(v, shift, fmt, rounding, self.profile.overflow, u=u,
@@ -255,7 +258,7 @@ class FixedPointEngine:
         """Everything a checkpoint needs to resume bit-exactly: codes, RNG states, counters."""
         return {
             "W": {k: v.clone() for k, v in self.W.items()},
-            "rng": [g.get_state() for g in self.generators],
+            "rng": self.rng.state(),
             "counters": self.counter.as_dict(),
             "nonzero": {k: v.clone() for k, v in self._nonzero.items()},
             "stalled": {k: v.clone() for k, v in self._stalled.items()},
@@ -264,8 +267,7 @@ class FixedPointEngine:
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` (same profile, shapes and ensemble)."""
         self.W = {k: v.clone() for k, v in state["W"].items()}
-        for g, s in zip(self.generators, state["rng"], strict=True):
-            g.set_state(s)
+        self.rng.set_state(state["rng"])
         self.counter = SaturationCounter()
         for k, v in state["counters"].items():
             self.counter.add(k, v)

@@ -12,12 +12,13 @@ Quantizing a real ``x`` to a format is two steps, always in this order:
    ``nearest_away``  nearest integer, ties away from zero     (fxpmath ``nearest_away``)
    ``floor``         ``⌊v⌋``                                   (fxpmath ``floor``)
    ``trunc``         toward zero                               (fxpmath ``trunc``)
-   ``stochastic``    ``⌊v⌋ + [u < v - ⌊v⌋]``, ``u ~ U[0,1)`` drawn as float64 (one draw per
-                     element, in row-major order) from a seeded ``torch.Generator``. This
-                     equals ``⌊v + u⌋`` in distribution and is unbiased (``E[c] = v``).
-                     For ``v = code · 2^-k`` (every use in the engine) ``v - ⌊v⌋`` is exact,
-                     so the comparison is exact too; in hardware it is "add k random bits,
-                     then shift right by k".
+   ``stochastic``    ``⌊v⌋ + [u < v - ⌊v⌋]``, ``u = d · 2^-32`` from a 32-bit draw ``d`` of the
+                     counter-based generator below (one draw per element). This equals
+                     ``⌊v + u⌋`` in distribution and is unbiased (``E[c] = v``). For
+                     ``v = code · 2^-k`` with ``k <= 53`` (every use in the engine)
+                     ``v - ⌊v⌋`` and ``u`` are exact, so the comparison is exact too; in
+                     integers it is ``d < rem · 2^(32-k)`` with ``rem = code mod 2^k``, and in
+                     hardware (k <= 32) "add the inverted top k bits of d, shift right by k".
 
 2. **overflow** if ``c`` is outside ``[min_code, max_code]``:
 
@@ -29,10 +30,27 @@ the same mechanism applied to ``v = c · 2^-k``: :func:`requantize` is "shift ri
 with a rounding mode" (a negative ``k`` shifts left, exactly). Codes live in float64 tensors,
 which hold integers exactly below ``2^53``; formats are limited to 52-bit words so that
 every code of every format is exact.
+
+**Stochastic-rounding generator** (:class:`CounterRNG`): counter-based, so a C model or a chip
+reproduces it with a few 32-bit multiplies and no state beyond a key and a counter per
+network. All words are 32-bit, arithmetic mod 2^32; ``H`` is Wellons' ``lowbias32`` hash
+(https://nullprogram.com/blog/2018/07/31/, public domain)::
+
+    H(x):  x ^= x >> 16;  x *= 0x7feb352d;  x ^= x >> 15;  x *= 0x846ca68b;  x ^= x >> 16
+    key_e      = H(H(H(P ^ 0x9e3779b9) ^ lo32(s_e)) ^ hi32(s_e))   P stream (profile) seed,
+                                                                   s_e network seed mod 2^64
+    K_{e,c}    = H(key_e ^ H(c))        c: network e's draw counter (mod 2^32), 0 at creation,
+                                        +1 after every stochastic operation (any size)
+    d_{e,c,i}  = H(K_{e,c} ^ i)         i: row-major index of the element in network e's result
+    u          = d · 2^-32              exact in float64
+
+In torch the words are int64 tensors; a product ``x · m`` is formed from the 16-bit halves of
+``m`` so no intermediate exceeds 2^49.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,26 +140,76 @@ def _check_mode(rounding: str, overflow: str) -> None:
         raise ValueError(f"unknown overflow {overflow!r}; choose one of {', '.join(OVERFLOWS)}")
 
 
-Generators = torch.Generator | Sequence[torch.Generator]
+M32 = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B9
+_HASH_MULTIPLIERS = (0x7FEB352D, 0x846CA68B)
 
 
-def uniform(shape: Sequence[int], generator: Generators | None = None) -> Tensor:
-    """Draws ``u ~ U[0,1)`` (float64) of ``shape`` for stochastic rounding.
+def _mul32(x, m: int):
+    """``x · m mod 2^32`` for 32-bit ``x`` (int or int64 tensor): two products below 2^49."""
+    return (x * (m & 0xFFFF) + (((x * (m >> 16)) & 0xFFFF) << 16)) & M32
 
-    With a sequence of generators (one per network of an ensemble), slice ``k`` of the leading
-    axis comes from ``generator[k]``, so a network draws the same alone or in an ensemble.
+
+def hash32(x):
+    """Wellons' ``lowbias32`` of 32-bit words ``x`` (a Python int or an int64 tensor)."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, _HASH_MULTIPLIERS[0])
+    x = x ^ (x >> 15)
+    x = _mul32(x, _HASH_MULTIPLIERS[1])
+    return x ^ (x >> 16)
+
+
+def network_key(stream: int, seed: int) -> int:
+    """``key_e`` of a network with seed ``seed`` (taken mod 2^64) in stream ``stream``."""
+    s = seed & (2**64 - 1)
+    return hash32(hash32(hash32((stream & M32) ^ _GOLDEN) ^ (s & M32)) ^ (s >> 32))
+
+
+class CounterRNG:
+    """Counter-based stochastic-rounding draws for E networks (see the module docstring).
+
+    Network e has a fixed key (from ``stream`` and ``seeds[e]``) and a draw counter; each call
+    of :meth:`draws` is one operation: it advances every network's counter by one. With E > 1 the
+    leading axis of the shape is the network; with E = 1 the whole shape is one network's result.
     """
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.rand(tuple(shape), generator=generator, dtype=torch.float64)
-    if len(generator) != shape[0]:
-        raise ValueError(f"{len(generator)} generators for a leading axis of {shape[0]}")
-    return torch.stack(
-        [torch.rand(tuple(shape[1:]), generator=g, dtype=torch.float64) for g in generator]
-    )
+
+    def __init__(self, seeds: int | Sequence[int], *, stream: int = 0):
+        seeds = [seeds] if isinstance(seeds, int) else [int(s) for s in seeds]
+        self.keys = torch.tensor([network_key(stream, s) for s in seeds], dtype=torch.int64)
+        self.counters = torch.zeros(len(seeds), dtype=torch.int64)
+
+    def draws(self, shape: Sequence[int]) -> Tensor:
+        """32-bit draws ``d`` (int64 in [0, 2^32)) of ``shape``; advances the counters."""
+        shape = tuple(shape)
+        E = len(self.keys)
+        if E > 1 and (not shape or shape[0] != E):
+            raise ValueError(f"{E} networks for a leading axis of {shape[:1]}")
+        n = math.prod(shape[1:] if E > 1 else shape)
+        if n > 2**32:
+            raise ValueError(f"{n} elements exceed the 2^32 element indices of one draw")
+        op_keys = hash32(self.keys ^ hash32(self.counters & M32))
+        d = hash32(op_keys.unsqueeze(1) ^ torch.arange(n, dtype=torch.int64))
+        self.counters += 1
+        return d.reshape(shape)
+
+    def state(self) -> dict:
+        return {"keys": self.keys.clone(), "counters": self.counters.clone()}
+
+    def set_state(self, state: dict) -> None:
+        if not torch.equal(state["keys"], self.keys):
+            raise ValueError("generator state belongs to other seeds")
+        self.counters = state["counters"].clone()
+
+
+def uniform(shape: Sequence[int], generator: CounterRNG | None = None) -> Tensor:
+    """Draws ``u = d · 2^-32`` (float64, exact) of ``shape`` for stochastic rounding."""
+    if generator is None:
+        raise ValueError("stochastic rounding needs a generator: pass a CounterRNG")
+    return generator.draws(shape).to(torch.float64) * 2.0**-32
 
 
 def round_scaled(
-    v: Tensor, rounding: str, generator: Generators | None = None, u: Tensor | None = None
+    v: Tensor, rounding: str, generator: CounterRNG | None = None, u: Tensor | None = None
 ) -> Tensor:
     """Round float64 ``v`` (already in units of the target LSB) to integers, per ``rounding``.
 
@@ -192,7 +260,7 @@ def requantize(
     rounding: str = "nearest_even",
     overflow: str = "saturate",
     *,
-    generator: Generators | None = None,
+    generator: CounterRNG | None = None,
     u: Tensor | None = None,
     counter: SaturationCounter | None = None,
     signal: str = "value",
@@ -217,7 +285,7 @@ def quantize_codes(
     rounding: str = "nearest_even",
     overflow: str = "saturate",
     *,
-    generator: Generators | None = None,
+    generator: CounterRNG | None = None,
     counter: SaturationCounter | None = None,
     signal: str = "value",
 ) -> Tensor:
@@ -236,7 +304,7 @@ def quantize(
     rounding: str = "nearest_even",
     overflow: str = "saturate",
     *,
-    generator: Generators | None = None,
+    generator: CounterRNG | None = None,
     counter: SaturationCounter | None = None,
     signal: str = "value",
 ) -> Tensor:

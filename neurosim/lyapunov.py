@@ -1,21 +1,30 @@
 r"""Lyapunov spectrum of the task-driven RNN by the QR method.
 
-Equations (DESIGN.md, "Learning rules"). Along the trajectory ``h_{t+1} = α h_t + (1-α)(W_h
-relu(h_t) + W_x x_t)`` the Jacobian of one step is
+Equations (DESIGN.md, "Learning rules"). The trajectory is the model's own, ``h_0 = 0`` and
+
+    h_{t+1} = α h_t + (1-α)(W_h relu(h_t) + W_x x_t),        t = 0 .. T-1
+
+so the Jacobian of step t (the one that consumes x_t) is evaluated at the state *before* it:
 
     J_t = ∂h_{t+1}/∂h_t = α I + (1-α) W_h diag(f'(h_t)),     f'(h) = 1[h > 0]
 
-Starting from k fixed orthonormal columns ``Q_0`` (QR of a Gaussian matrix drawn with seed 0;
-a generic start, since a unit vector on a silent ReLU unit would never leave it), every step
+(at t = 0, h_0 = 0 and J_0 = αI). Starting from k fixed orthonormal columns ``Q_0`` (see
+:func:`initial_tangent`), every step takes a sign-corrected QR decomposition
 
-    Q_{t+1} R_t = J_t Q_t          (QR; R's diagonal taken in absolute value)
-    λ_i = 1/(T - warmup) Σ_{t >= warmup} log |R_t[i, i]|       (nats per time step)
+    J_t Q_t = Q_{t+1} R_t,      diag(R_t) >= 0        (columns of Q flipped where R_ii < 0)
+    λ_i = 1/T' Σ_{t=warmup}^{T-1} log R_t[i, i],       T' = T - warmup      (nats per step)
 
-averaged over the trials of the batch. ``max LE`` is λ_1. For k = 1 the QR step is a
-normalisation: ``γ_t = ‖J_t q_t‖``, ``q_{t+1} = J_t q_t / γ_t``, ``λ_1 = mean log γ_t``.
+The tangent vectors evolve during the warm-up (they align with the leading directions) but
+those steps are not averaged. λ is averaged over the B trials of the batch. ``max LE`` = λ_1.
+For k = 1 the QR step is a normalisation: ``γ_t = ‖J_t q_t‖``, ``q_{t+1} = J_t q_t / γ_t``,
+``λ_1 = 1/T' Σ log γ_t``.
 
-Shapes: params as in model.py, x (T, E, B, n_in); returns (E, k). Everything is
-differentiable, so gradient flossing can descend on it.
+Differentiability: the exponents are differentiable in W_h through every J_t and through the
+tangent vectors Q_t (torch's QR has a backward pass). Because f = relu has f'' = 0 almost
+everywhere, J_t depends on the trajectory only through the activation pattern 1[h_t > 0],
+which is piecewise constant: the trajectory (and so W_x, x) carries no gradient.
+
+Shapes: params as in :mod:`neurosim.model`, x (T, E, B, n_in); the spectrum is (E, k).
 """
 
 from __future__ import annotations
@@ -27,7 +36,12 @@ from neurosim.model import Params, step
 
 
 def initial_tangent(N: int, k: int, dtype: torch.dtype = torch.float64) -> Tensor:
-    """Q_0 (N, k): orthonormal columns, the same for every network and call."""
+    """Q_0 (N, k): orthonormal columns, the same for every network and every call.
+
+    The QR of a Gaussian (N, k) matrix drawn with seed 0: a generic start. Identity columns
+    would not do: a unit vector on a unit that stays silent is an eigenvector of every J_t
+    (``J_t e_j = α e_j``) and would report log α instead of the leading exponent.
+    """
     g = torch.Generator().manual_seed(0)
     Q, _ = torch.linalg.qr(torch.randn(N, k, generator=g, dtype=torch.float64))
     return Q.to(dtype)
@@ -39,14 +53,28 @@ def jacobian_times(W_h: Tensor, h: Tensor, Q: Tensor, alpha: float) -> Tensor:
     return alpha * Q + (1 - alpha) * torch.einsum("eij,ebjk->ebik", W_h, fprime * Q)
 
 
+def qr_positive(A: Tensor) -> tuple[Tensor, Tensor]:
+    """Sign-corrected reduced QR of A (..., N, k): ``Q`` (..., N, k) and ``diag R`` >= 0 (..., k).
+
+    LAPACK leaves the signs of R's diagonal free; flipping the matching columns of Q makes the
+    decomposition unique, so Q_t does not jump in sign from step to step.
+    """
+    Q, R = torch.linalg.qr(A)
+    r = R.diagonal(dim1=-2, dim2=-1)
+    sign = torch.where(r < 0, -1.0, 1.0).to(A.dtype).detach()
+    return Q * sign.unsqueeze(-2), r * sign
+
+
 def lyapunov_spectrum(
     params: Params, x: Tensor, *, alpha: float, k: int = 1, warmup: int = 0,
     detach_trajectory: bool = False, detach_tangent: bool = False,
 ) -> Tensor:
     """The k largest Lyapunov exponents (E, k) in nats per step; see the module docstring.
 
-    ``detach_trajectory`` / ``detach_tangent`` cut the gradient through ``h_t`` / ``Q_t``
-    (the ``local`` flossing variant uses both, leaving only J_t's explicit W_h).
+    x (T, E, B, n_in). ``detach_trajectory`` / ``detach_tangent`` cut the gradient through
+    ``h_t`` / ``Q_t``; the ``local`` flossing variant uses both, leaving only J_t's explicit
+    dependence on W_h. (For relu the trajectory carries no gradient anyway; the flag states
+    the intent and keeps the variant right if f changes.)
     """
     T, E, B, _ = x.shape
     N = params.n_hidden
@@ -58,22 +86,21 @@ def lyapunov_spectrum(
     Q = initial_tangent(N, k, x.dtype).expand(E, B, N, k)
     total = x.new_zeros(E, B, k)
     for t in range(T):
-        h_in = h.detach() if detach_trajectory else h
-        Q_in = Q.detach() if detach_tangent else Q
-        JQ = jacobian_times(params.W_h, h_in, Q_in, alpha)
+        h_t = h.detach() if detach_trajectory else h
+        Q_t = Q.detach() if detach_tangent else Q
+        JQ = jacobian_times(params.W_h, h_t, Q_t, alpha)
         if k == 1:
             gamma = JQ.norm(dim=2)  # (E, B, 1)
-            Q, log_r = JQ / gamma.unsqueeze(2), gamma.log()
+            Q, r = JQ / gamma.unsqueeze(2), gamma
         else:
-            Q, R = torch.linalg.qr(JQ)
-            log_r = R.diagonal(dim1=-2, dim2=-1).abs().log()
+            Q, r = qr_positive(JQ)
         if t >= warmup:
-            total = total + log_r
-        h = step(params, h, x[t], alpha)
+            total = total + r.log()
+        h = step(params, h, x[t], alpha)  # h_{t+1}: J_{t+1} is evaluated here
     return (total / (T - warmup)).mean(1)
 
 
 def max_lyapunov(params: Params, x: Tensor, *, alpha: float, warmup: int = 0) -> Tensor:
-    """The largest Lyapunov exponent λ_1 (E,) in nats per step, no gradient."""
+    """The largest Lyapunov exponent λ_1 (E,) in nats per step; a metric, so no gradient."""
     with torch.no_grad():
         return lyapunov_spectrum(params, x, alpha=alpha, k=1, warmup=warmup)[:, 0]

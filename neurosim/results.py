@@ -131,10 +131,12 @@ def _parse(v: str):
 
 
 def write_run(out: Path, result, *, figures: Callable[[Path], None] | None = None,
-              force: bool = False) -> Path:
-    """Write a :class:`~neurosim.train.RunResult` as a run directory, atomically."""
+              force: bool = False, meta: dict | None = None) -> Path:
+    """Write a :class:`~neurosim.train.RunResult` as a run directory, atomically; ``meta``
+    (e.g. a sweep cell's timing and worker) is added to ``config.json``."""
     with atomic_dir(out, force=force) as tmp:
-        write_json(tmp / "config.json", {"config": result.config.to_dict(), "versions": versions()})
+        write_json(tmp / "config.json",
+                   {"config": result.config.to_dict(), "versions": versions(), **(meta or {})})
         write_csv(tmp / "curves.csv", result.curves, CURVE_FIELDS)
         write_json(tmp / "summary.json", result.summary)
         torch.save({k: p._asdict() for k, p in result.params.items()}, tmp / "params.pt")

@@ -26,7 +26,7 @@ def _batch(T: int, E: int, B: int, n_in: int, n_out: int, seed: int = 0):
 
 # ---- (a) an independent reference: exact rationals, Python ints, one element at a time -------
 
-def _round(v: Fraction, mode: str, u: float | None) -> int:
+def _round(v: Fraction, mode: str, u: Fraction | None) -> int:
     fl = math.floor(v)
     if mode == "floor":
         return fl
@@ -38,7 +38,21 @@ def _round(v: Fraction, mode: str, u: float | None) -> int:
         a = abs(v)
         return int(math.copysign(math.floor(a + Fraction(1, 2)), v))
     assert mode == "stochastic"
-    return fl + (Fraction(u) < v - fl)
+    return fl + (u < v - fl)
+
+
+def _h(x: int) -> int:
+    """lowbias32 on uint32 words, written as its C source (fixedpoint.py docstring)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) % 2**32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) % 2**32
+    return x ^ (x >> 16)
+
+
+def _key(stream: int, seed: int) -> int:
+    s = seed % 2**64
+    return _h(_h(_h(stream ^ 0x9E3779B9) ^ (s % 2**32)) ^ (s >> 32))
 
 
 def _overflow(c: int, fmt: QFormat, mode: str) -> int:
@@ -54,7 +68,7 @@ class Reference:
 
     def __init__(self, prof: Profile, params: Params, alpha: float, seed: int):
         self.p, f = prof, prof.formats
-        self.gen = torch.Generator().manual_seed((prof.seed << 32) + seed)
+        self.key, self.counter = _key(prof.seed, seed), 0
         A = f.alpha.frac
         self.a = Fraction(round(Fraction(alpha) * 2**A), 2**A)
         self.lsb = {}  # value of one weight code, 2^-(frac - s)
@@ -74,8 +88,11 @@ class Reference:
     def q(self, vals: np.ndarray, lsb: Fraction, fmt: QFormat, group: str) -> np.ndarray:
         """Quantize exact rational values to codes of ``fmt`` with step ``lsb``."""
         mode = getattr(self.p.rounding, group)
-        us = (torch.rand(vals.shape, generator=self.gen, dtype=torch.float64).flatten().tolist()
-              if mode == "stochastic" else [None] * vals.size)
+        us = [None] * vals.size
+        if mode == "stochastic":
+            op_key = _h(self.key ^ _h(self.counter))
+            us = [Fraction(_h(op_key ^ i), 2**32) for i in range(vals.size)]
+            self.counter += 1
         out = [_overflow(_round(Fraction(v) / lsb, mode, u), fmt, self.p.overflow)
                for v, u in zip(vals.flatten().tolist(), us, strict=True)]
         return np.array(out, dtype=object).reshape(vals.shape)

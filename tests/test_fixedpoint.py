@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 
 from hw_models.fixedpoint import (
     OVERFLOWS,
+    CounterRNG,
     QFormat,
     SaturationCounter,
+    hash32,
+    network_key,
     quantize,
     quantize_codes,
     requantize,
@@ -92,8 +95,7 @@ def test_stochastic_rounding_is_unbiased():
     fmt = QFormat(True, 16, 4)
     v = torch.tensor([0.1, 0.5, 0.9, -0.3, -0.75, 3.0 + 1 / 3], dtype=torch.float64)
     x = (v * fmt.lsb).expand(200_000, -1)
-    g = torch.Generator().manual_seed(1)
-    codes = quantize_codes(x, fmt, "stochastic", generator=g)
+    codes = quantize_codes(x, fmt, "stochastic", generator=CounterRNG(1))
     err = codes.mean(0) - v
     assert err.abs().max() < 6e-3
     assert set(codes[:, 0].unique().tolist()) == {0.0, 1.0}  # only the two neighbours
@@ -102,9 +104,9 @@ def test_stochastic_rounding_is_unbiased():
 def test_stochastic_rounding_is_reproducible_from_seed():
     fmt = QFormat(True, 8, 6)
     x = torch.linspace(-1.5, 1.5, 1000, dtype=torch.float64)
-    a = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(7))
-    b = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(7))
-    c = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(8))
+    a = quantize_codes(x, fmt, "stochastic", generator=CounterRNG(7))
+    b = quantize_codes(x, fmt, "stochastic", generator=CounterRNG(7))
+    c = quantize_codes(x, fmt, "stochastic", generator=CounterRNG(8))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
@@ -112,8 +114,44 @@ def test_stochastic_rounding_is_reproducible_from_seed():
 def test_stochastic_rounding_keeps_exact_codes():
     fmt = QFormat(True, 8, 3)
     x = torch.arange(-128, 128, dtype=torch.float64) * fmt.lsb
-    out = quantize_codes(x, fmt, "stochastic", generator=torch.Generator().manual_seed(0))
+    out = quantize_codes(x, fmt, "stochastic", generator=CounterRNG(0))
     assert torch.equal(out, torch.arange(-128, 128, dtype=torch.float64))
+
+
+def _lowbias32_uint32(x: int) -> int:
+    """lowbias32 exactly as its C source writes it, on uint32 words (Python ints, masked)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def test_hash32_in_int64_tensors_equals_the_uint32_c_hash():
+    words = [0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x9E3779B9]
+    words += torch.randint(0, 2**32, (2000,), generator=torch.Generator().manual_seed(0)).tolist()
+    ours = hash32(torch.tensor(words, dtype=torch.int64)).tolist()
+    assert ours == [_lowbias32_uint32(w) for w in words]
+    assert [hash32(w) for w in words] == ours  # the same function on Python ints
+
+
+def test_counter_rng_draws_are_hashes_of_key_counter_and_element_index():
+    rng = CounterRNG([3, 2**40 + 5], stream=9)
+    key = [network_key(9, 3), network_key(9, 2**40 + 5)]
+    for c in range(3):
+        d = rng.draws((2, 4, 3))
+        for e in range(2):
+            op_key = _lowbias32_uint32(key[e] ^ _lowbias32_uint32(c))
+            assert d[e].flatten().tolist() == [_lowbias32_uint32(op_key ^ i) for i in range(12)]
+    assert rng.counters.tolist() == [3, 3]
+    # a 64-bit seed is not truncated: seeds 5 and 2^40 + 5 differ
+    assert network_key(9, 5) != network_key(9, 2**40 + 5)
+
+
+def test_counter_rng_member_draws_equal_the_member_alone():
+    ens, alone = CounterRNG([4, 5, 6], stream=1), CounterRNG(5, stream=1)
+    for shape in ((3, 2, 7), (3, 5)):
+        assert torch.equal(ens.draws(shape)[1], alone.draws(shape[1:]))
 
 
 @settings(max_examples=100, deadline=None)
