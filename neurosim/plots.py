@@ -68,13 +68,17 @@ def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Pa
 
 def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:
     """Max Lyapunov exponent vs initial gain, before (and after, where present) training:
-    mean ± std over seeds at each gain, one line per backend (the paper's Figure 3 layout)."""
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    for backend in sorted({r["backend"] for r in rows}):
+    mean ± std over seeds at each gain, one line per configuration that varies among backend,
+    rule, flossing and bits (the paper's Figure 3 layout)."""
+    keys = [k for k in ("backend", "rule", "flossing", "bits") if len({r.get(k) for r in rows}) > 1]
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for combo in sorted({tuple(r.get(k) for k in keys) for r in rows}, key=str):
+        sub = [r for r in rows if tuple(r.get(k) for k in keys) == combo]
+        name = ", ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))
         for col, style in (("le_before", "o--"), ("le_after", "s-")):
             pts = defaultdict(list)
-            for r in rows:
-                if r["backend"] == backend and r.get(col) is not None:
+            for r in sub:
+                if r.get(col) is not None:
                     pts[r["gain"]].append(r[col])
             if not pts:
                 continue
@@ -82,13 +86,13 @@ def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:
             mean = np.array([np.mean(pts[g]) for g in gains])
             std = np.array([np.std(pts[g]) for g in gains])
             n = max(len(v) for v in pts.values())
-            label = f"{backend}, {col.removeprefix('le_')} training (n={n})"
+            label = f"{name + ', ' if name else ''}{col.removeprefix('le_')} training (n={n})"
             ax.errorbar(gains, mean, yerr=std, fmt=style, capsize=3, label=label)
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("initial gain")
     ax.set_ylabel("max Lyapunov exponent (nats/step)")
-    ax.set_title(title or "max LE vs gain, mean ± std over seeds")
-    ax.legend(fontsize=7)
+    ax.set_title(title or "max LE vs gain, mean ± std over seeds", fontsize=9)
+    ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

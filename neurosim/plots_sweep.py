@@ -3,6 +3,7 @@
 - ``learning_curves.png``: loss vs iteration, mean ± std (shaded) over every seed at the best
   lr of each (…, gain) group, one line per gain and one panel per combination of the other
   keys that vary (task, rule, flossing, bits, …); n in the legend.
+- ``le_vs_gain.png``: max Lyapunov exponent before and after training vs gain, at the best lr.
 - ``final_loss_heatmap.png`` (when the sweep has ``bits``): final loss at the best lr, mean
   over the seeds that did not diverge, over gain (x) × precision (y: ``N bits`` for the
   fixed-point engine, and the float baselines by backend name), one panel per other combination.
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from neurosim.errors import InputError
-from neurosim.plots import group_curves, plt
+from neurosim.plots import group_curves, plot_le_vs_gain, plt
 from neurosim.results import load_run
 from neurosim.sweep import NOT_LR, extra_keys, load_sweep_dir, mark_best_lr, mark_curves
 
@@ -45,6 +46,9 @@ def plot_results(path: Path) -> list[Path]:
     figures.mkdir(exist_ok=True)
     written = [plot_best_lr_curves(curves, figures / "learning_curves.png", keys, title=title)]
     heat = plot_final_loss_heatmap(summary, figures / "final_loss_heatmap.png", keys, title=title)
+    best = [r for r in summary if r.get("best_lr") and r.get("le_before") is not None]
+    if best:
+        written.append(plot_le_vs_gain(best, figures / "le_vs_gain.png", title=title))
     return written + ([heat] if heat else [])
 
 
