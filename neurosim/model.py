@@ -108,7 +108,7 @@ def step(params: Params, h: Tensor, x_t: Tensor, alpha: float, r_in: Tensor | No
 
 
 def run(params: Params, x: Tensor, alpha: float, *, detach_recurrent: bool = False) -> Tensor:
-    """Hidden states ``h_1 .. h_T`` for inputs ``x`` (T, E, B, n_in) → (T, E, B, N)."""
+    """Hidden states ``h_1 .. h_T`` for inputs ``x`` (T, E, B, n_in) → (T, E, B, N) (a view)."""
     T, E, B, _ = x.shape
     h = x.new_zeros(E, B, params.n_hidden)
     hs = []
@@ -116,7 +116,9 @@ def run(params: Params, x: Tensor, alpha: float, *, detach_recurrent: bool = Fal
         r_in = torch.relu(h).detach() if detach_recurrent else None
         h = step(params, h, x[t], alpha, r_in)
         hs.append(h)
-    return torch.stack(hs)
+    # stored network-major (E, T, B, N) and returned as a (T, E, B, N) view, so consumers that
+    # contract over time and batch per network (e-prop) get contiguous memory for free
+    return torch.stack(hs, 1).permute(1, 0, 2, 3)
 
 
 def readout(params: Params, h: Tensor) -> Tensor:

@@ -22,27 +22,36 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neurosim.model import Params, loss_error, masked_mse, readout, run
+from neurosim.model import Params, masked_mse, run
 from neurosim.rules.bptt import autograd_gradients
 
 
-def leaky_filter(u: Tensor, alpha: float) -> Tensor:
-    """``ε_{t+1} = α ε_t + (1-α) u_t`` for u (T, ...) → (ε_1 .. ε_T) (T, ...).
+def trace_kernel(T: int, alpha: float, *, lag: int, dtype=torch.float32) -> Tensor:
+    """K (T, T) with ``K[i, j] = (1-α) α^(i-j-lag)`` for ``j <= i - lag``, else 0.
 
-    One (T, T) lower-triangular matmul over the time axis instead of a Python loop.
+    ``K @ u`` over the time axis is the leaky trace of u: with ``lag = 0`` it maps u_0..u_{T-1}
+    to ε_1..ε_T; with ``lag = 1`` it maps u_1..u_T (the stored states) to ε_1..ε_T, since
+    u_0 = r_0 = 0. One (T, T) matmul replaces the recursion.
     """
+    t = torch.arange(T, dtype=torch.float64)
+    d = t[:, None] - t[None, :] - lag
+    K = torch.where(d >= 0, (1 - alpha) * alpha ** d.clamp_min(0), torch.zeros((), dtype=torch.float64))
+    return K.to(dtype)
+
+
+def leaky_filter(u: Tensor, alpha: float) -> Tensor:
+    """``ε_{t+1} = α ε_t + (1-α) u_t`` for u (T, ...) → (ε_1 .. ε_T) (T, ...)."""
     T = u.shape[0]
-    t = torch.arange(T, dtype=u.dtype)
-    lag = t[:, None] - t[None, :]
-    K = torch.where(lag >= 0, (1 - alpha) * alpha ** lag.clamp_min(0), torch.zeros((), dtype=u.dtype))
-    return (K @ u.reshape(T, -1)).reshape(u.shape)
+    return (trace_kernel(T, alpha, lag=0, dtype=u.dtype) @ u.reshape(T, -1)).reshape(u.shape)
 
 
 def _contract(post: Tensor, pre: Tensor) -> Tensor:
-    """``Σ_{t,b} post_{t,e,b,i} pre_{t,e,b,j}`` for (T, E, B, I), (T, E, B, J) → (E, I, J)."""
-    T, E, B, n_post = post.shape
-    post_flat = post.permute(1, 3, 0, 2).reshape(E, n_post, T * B)
-    return torch.bmm(post_flat, pre.permute(1, 0, 2, 3).reshape(E, T * B, -1))
+    """``Σ_{t,b} post[e,t,b,i] pre[e,t,b,j]`` for contiguous (E, T, B, I), (E, T, B, J) → (E, I, J).
+
+    Time-major within each network, so both reshape for free and the sum is one bmm.
+    """
+    E = post.shape[0]
+    return torch.bmm(post.reshape(E, -1, post.shape[-1]).mT, pre.reshape(E, -1, pre.shape[-1]))
 
 
 def eprop_gradients(
@@ -57,19 +66,26 @@ def eprop_gradients(
     """Loss (E,) and the e-prop gradient by explicit eligibility traces (no autograd).
 
     ``feedback`` is B (E, N, n_out); ``None`` means symmetric feedback ``B = W_outᵀ``.
+    Internally every (T, E, B, ·) tensor is handled network-major, (E, T, B, ·), so the
+    trace filter and the contractions are matmuls on contiguous memory.
     """
     with torch.no_grad():
-        h = run(params, x, alpha)  # h_1 .. h_T
+        T, E = x.shape[:2]
+        h = run(params, x, alpha).permute(1, 0, 2, 3)  # (E, T, B, N), h_1 .. h_T, contiguous
         r = torch.relu(h)
-        y = readout(params, h)
-        loss = masked_mse(y, target, mask)
-        e = loss_error(y, target, mask)  # (T, E, B, n_out)
-        B = params.W_out.transpose(1, 2) if feedback is None else feedback
-        L = (h > 0).to(h.dtype) * torch.einsum("teBo,eno->teBn", e, B)
-        r_prev = torch.cat([torch.zeros_like(r[:1]), r[:-1]])  # r_0 .. r_{T-1}
+        y = torch.bmm(r.reshape(E, -1, r.shape[-1]), params.W_out.mT).view(*h.shape[:3], -1)
+        target_e, mask_e = target.permute(1, 0, 2, 3), mask.permute(1, 0, 2)
+        loss = masked_mse(y.transpose(0, 1), target_e.transpose(0, 1), mask_e.transpose(0, 1))
+        e = (y - target_e) * (mask_e / mask_e.sum((1, 2), keepdim=True).clamp_min(1)).unsqueeze(-1)
+        B = params.W_out.mT if feedback is None else feedback
+        L = (h > 0).to(h.dtype) * torch.bmm(e.reshape(E, -1, e.shape[-1]), B.mT).view(h.shape)
+        K_r = trace_kernel(T, alpha, lag=1, dtype=h.dtype)  # ε from r_1..r_T, r_0 = 0
+        eps = torch.matmul(K_r, r.reshape(E, T, -1)).view(h.shape)
+        x_e = x.expand(T, E, *x.shape[2:]).permute(1, 0, 2, 3)
+        eps_x = torch.matmul(trace_kernel(T, alpha, lag=0, dtype=h.dtype), x_e.reshape(E, T, -1))
         grads = Params(
-            W_h=_contract(L, leaky_filter(r_prev, alpha)),
-            W_x=_contract(L, leaky_filter(x.expand(*h.shape[:3], -1), alpha)),
+            W_h=_contract(L, eps),
+            W_x=_contract(L, eps_x.view(*h.shape[:3], -1)),
             W_out=_contract(e, r),
         )
     return loss, grads
