@@ -44,6 +44,16 @@ def _label(k: tuple, varying: list[int]) -> str:
     return ", ".join(f"{CURVE_KEY[i]}={k[i]}" for i in varying) or "all"
 
 
+def draw_band(ax, g: dict, label: str) -> None:
+    """One mean line with a shaded ± std band, from a :func:`group_curves` entry."""
+    line, = ax.plot(g["iteration"], g["mean"], label=label)
+    ax.fill_between(g["iteration"], g["mean"] - g["std"], g["mean"] + g["std"],
+                    color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss (masked MSE)")
+
+
 def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Path:
     """Loss vs iteration, mean ± std (shaded) over seeds, one line per configuration."""
     groups = group_curves(rows)
@@ -51,13 +61,7 @@ def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Pa
     varying = [i for i in range(len(CURVE_KEY)) if len({k[i] for k in keys}) > 1]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for k in keys:
-        g = groups[k]
-        line, = ax.plot(g["iteration"], g["mean"], label=f"{_label(k, varying)} (n={g['n']})")
-        ax.fill_between(g["iteration"], g["mean"] - g["std"], g["mean"] + g["std"],
-                        color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("loss (masked MSE)")
+        draw_band(ax, groups[k], f"{_label(k, varying)} (n={groups[k]['n']})")
     ax.set_title(title or "learning curves, mean ± std over seeds")
     ax.legend(fontsize=7)
     fig.tight_layout()

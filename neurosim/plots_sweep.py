@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from neurosim.errors import InputError
-from neurosim.plots import group_curves, plot_le_vs_gain, plt
+from neurosim.plots import draw_band, group_curves, plot_le_vs_gain, plt
 from neurosim.results import load_run
 from neurosim.sweep import NOT_LR, extra_keys, load_sweep_dir, mark_best_lr, mark_curves
 
@@ -94,12 +94,7 @@ def plot_best_lr_curves(curves: list[dict], path: Path, keys=NOT_LR, *, title: s
     for ax, (values, prow) in zip(axes, panels.items(), strict=True):
         groups = group_curves(prow, key=("gain", "lr"))
         for (gain, lr), g in sorted(groups.items(), key=lambda kv: kv[0]):
-            line, = ax.plot(g["iteration"], g["mean"], label=f"gain {gain} (lr {lr:g}, n={g['n']})")
-            ax.fill_between(g["iteration"], g["mean"] - g["std"], g["mean"] + g["std"],
-                            color=line.get_color(), alpha=0.2, lw=0)
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("loss (masked MSE)")
+            draw_band(ax, g, f"gain {gain} (lr {lr:g}, n={g['n']})")
         ax.set_title(_title(panel_keys, values) or "all", fontsize=9)
         ax.legend(fontsize=7)
     fig.suptitle(f"{title + ': ' if title else ''}mean ± std over seeds at the best lr", fontsize=10)
