@@ -1,0 +1,1 @@
+"""neurosim's performance harness; run ``python -m benchmarks`` (see ``__main__``)."""
