@@ -98,7 +98,7 @@ def make_backends(config: TrainConfig, params: Params, alpha: float, lr: Tensor,
     """The backends of a run: the float rule alone, or float SGD beside the fixed-point engine."""
     feedback = None
     if config.feedback == "random":
-        feedback = random_feedback(seeds, params.n_hidden, params.W_out.shape[1])
+        feedback = random_feedback(seeds, params.n_hidden, params.W_out.shape[1]).to(params.W_h.device)
     if not config.fixed_point:
         return [FloatBackend(params, rule=config.rule, alpha=alpha, optimizer=config.optimizer,
                              lr=lr, feedback=feedback)]

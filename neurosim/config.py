@@ -53,6 +53,7 @@ class TrainConfig:
     floss_variant: str = "local"
     le_warmup: int = 0
     threads: int = 1
+    device: str = "cpu"
 
     def __post_init__(self):
         _choice("task", self.task, TASKS)
@@ -88,6 +89,10 @@ class TrainConfig:
             raise ConfigError("lr: fixed point learns at 2^-lr_shift; sweep lr_shift, not lr")
         if self.profile_overrides and not self.fixed_point:
             raise ConfigError("precision overrides need bits or profile")
+        if self.device not in ("cpu", "cuda"):
+            raise ConfigError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.device == "cuda" and self.fixed_point:
+            raise ConfigError("device cuda runs the float backends; the fixed-point engine runs on cpu")
         if self.floss_k > self.n_hidden:
             raise ConfigError(f"floss_k must be <= n_hidden ({self.n_hidden}), got {self.floss_k}")
 

@@ -83,7 +83,7 @@ def lyapunov_spectrum(
     if not 0 <= warmup < T:
         raise ValueError(f"warmup must be in [0, {T - 1}], got {warmup}")
     h = x.new_zeros(E, B, N)
-    Q = initial_tangent(N, k, x.dtype).expand(E, B, N, k)
+    Q = initial_tangent(N, k, x.dtype).to(x.device).expand(E, B, N, k)
     total = x.new_zeros(E, B, k)
     for t in range(T):
         h_t = h.detach() if detach_trajectory else h

@@ -29,7 +29,7 @@ class Optimizer:
     def step(self, params: Params, grads: Params, frozen: Tensor | None = None) -> Params:
         """One update. Tensors are (E, ...); lr broadcasts over the trailing axes."""
         if frozen is not None and frozen.any():
-            keep = (~frozen).to(grads[0].dtype)
+            keep = (~frozen).to(grads[0])  # dtype and device of the gradients
             grads = Params(*(torch.nan_to_num(g) * keep.view(-1, *[1] * (g.dim() - 1)) for g in grads))
         if self.kind == "sgd":
             return Params(*(w - self._lr(w) * g for w, g in zip(params, grads, strict=True)))

@@ -70,11 +70,12 @@ class _Tracker:
         self.recent: list[Tensor] = []
 
     def update(self, it: int, loss: Tensor) -> None:
+        loss = loss.detach().cpu()
         bad = ~torch.isfinite(loss) & ~self.diverged
         for e in bad.nonzero().flatten().tolist():
             self.diverged_at[e] = it
         self.diverged |= bad
-        self.recent = (self.recent + [loss.detach().double()])[-self.window:]
+        self.recent = (self.recent + [loss.double()])[-self.window:]
 
     def final_loss(self) -> Tensor:
         return torch.stack(self.recent).mean(0)
@@ -94,12 +95,13 @@ class _Run:
         self.seed_index = torch.tensor([seeds.index(m.seed) for m in self.ens])
         self.stream = BatchStream(self.task, config.batch, seeds)
         probe = BatchStream(self.task, config.batch, [s + PROBE_SEED_OFFSET for s in seeds]).next()
-        self.probe_x = probe[0][:, self.seed_index]
+        self.device = _device(config.device)
+        self.probe_x = probe[0][:, self.seed_index].to(self.device)
         params = init_params(
             self.task.n_in, config.n_hidden, self.task.n_out,
             [m.gain for m in self.ens], ensemble=len(self.ens), seed=[m.seed for m in self.ens],
-        )
-        lr = torch.tensor([m.lr for m in self.ens])
+        ).map(lambda w: w.to(self.device))
+        lr = torch.tensor([m.lr for m in self.ens], device=self.device)
         seeds_e = [m.seed for m in self.ens]
         self.backends: list[Backend] = make_backends(config, params, self.alpha, lr, seeds_e)
         self.trackers = {b.name: _Tracker(len(self.ens), config.final_window) for b in self.backends}
@@ -117,7 +119,7 @@ class _Run:
     def iteration(self) -> None:
         """One flossing or training iteration of every backend on one batch."""
         cfg, s = self.config, self.done
-        x, target, mask = (a[:, self.seed_index] for a in self.stream.next())
+        x, target, mask = (a[:, self.seed_index].to(self.device) for a in self.stream.next())
         flossing = s < cfg.floss_iters
         it = s if flossing else s - cfg.floss_iters
         last = cfg.floss_iters - 1 if flossing else cfg.iters - 1
@@ -173,6 +175,13 @@ class _Run:
             b.load_state(state["backends"][b.name])
         for k, t in self.trackers.items():
             vars(t).update(state["trackers"][k])
+
+
+def _device(name: str) -> torch.device:
+    """The torch device of a config; ``cuda`` without a GPU is bad input, not a crash."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda requested but torch sees no GPU")
+    return torch.device(name)
 
 
 def _labels(config: TrainConfig, m: Member, backend: Backend) -> dict:

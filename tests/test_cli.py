@@ -30,6 +30,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
         (["--n-hidden", "0"], "n_hidden"),
         (["--iters", "many"], "iters"),
         (["--optimizer", "rmsprop"], "optimizer"),
+        (["--device", "tpu"], "device"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, word):
@@ -50,3 +51,9 @@ def test_unwritable_output_is_refused_before_training(tmp_path, capsys):
     code, _, err = run_cli(["train", *SMALL, "--out", str(tmp_path / "full")], capsys)
     assert code == 2 and "not empty" in err
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-GPU answer")
+def test_cuda_without_a_gpu_is_one_line_and_exit_2(tmp_path, capsys):
+    code, _, err = run_cli(["train", *SMALL, "--device", "cuda", "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "no GPU" in err and not (tmp_path / "r").exists()

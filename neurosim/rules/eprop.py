@@ -26,7 +26,7 @@ from neurosim.model import Params, masked_mse, run
 from neurosim.rules.bptt import autograd_gradients
 
 
-def trace_kernel(T: int, alpha: float, *, lag: int, dtype=torch.float32) -> Tensor:
+def trace_kernel(T: int, alpha: float, *, lag: int, dtype=torch.float32, device=None) -> Tensor:
     """K (T, T) with ``K[i, j] = (1-α) α^(i-j-lag)`` for ``j <= i - lag``, else 0.
 
     ``K @ u`` over the time axis is the leaky trace of u: with ``lag = 0`` it maps u_0..u_{T-1}
@@ -36,7 +36,7 @@ def trace_kernel(T: int, alpha: float, *, lag: int, dtype=torch.float32) -> Tens
     t = torch.arange(T, dtype=torch.float64)
     d = t[:, None] - t[None, :] - lag
     K = torch.where(d >= 0, (1 - alpha) * alpha ** d.clamp_min(0), torch.zeros((), dtype=torch.float64))
-    return K.to(dtype)
+    return K.to(dtype=dtype, device=device)
 
 
 def leaky_filter(u: Tensor, alpha: float) -> Tensor:
@@ -79,10 +79,11 @@ def eprop_gradients(
         e = (y - target_e) * (mask_e / mask_e.sum((1, 2), keepdim=True).clamp_min(1)).unsqueeze(-1)
         B = params.W_out.mT if feedback is None else feedback
         L = (h > 0).to(h.dtype) * torch.bmm(e.reshape(E, -1, e.shape[-1]), B.mT).view(h.shape)
-        K_r = trace_kernel(T, alpha, lag=1, dtype=h.dtype)  # ε from r_1..r_T, r_0 = 0
+        K_r = trace_kernel(T, alpha, lag=1, dtype=h.dtype, device=h.device)  # ε from r_1..r_T, r_0 = 0
         eps = torch.matmul(K_r, r.reshape(E, T, -1)).view(h.shape)
         x_e = x.expand(T, E, *x.shape[2:]).permute(1, 0, 2, 3)
-        eps_x = torch.matmul(trace_kernel(T, alpha, lag=0, dtype=h.dtype), x_e.reshape(E, T, -1))
+        K_x = trace_kernel(T, alpha, lag=0, dtype=h.dtype, device=h.device)
+        eps_x = torch.matmul(K_x, x_e.reshape(E, T, -1))
         grads = Params(
             W_h=_contract(L, eps),
             W_x=_contract(L, eps_x.view(*h.shape[:3], -1)),

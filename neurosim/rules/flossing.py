@@ -49,7 +49,7 @@ def local_floss_grad_k1(
         raise ValueError(f"warmup must be in [0, {T - 1}], got {warmup}")
     with torch.no_grad():
         h = x.new_zeros(E, B, N)
-        q = initial_tangent(N, 1, x.dtype).squeeze(-1).expand(E, B, N)
+        q = initial_tangent(N, 1, x.dtype).to(x.device).squeeze(-1).expand(E, B, N)
         lam = x.new_zeros(E, B)
         grad = x.new_zeros(E, N, N)
         for t in range(T):

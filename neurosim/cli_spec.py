@@ -1,0 +1,45 @@
+"""``neurosim export-spec`` (the weight-update spec folder) and ``neurosim cost`` (memory,
+operations and energy of a profile). Thin shells over :func:`hw_models.spec.export_spec` and
+:func:`hw_models.cost.cost_report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def export_spec(
+    profile: Annotated[str, Opt(help="a named profile or a TOML path")],
+    out: Annotated[Path, Opt(help="output directory")],
+    n_hidden: Annotated[int, Opt(help="hidden units N of the golden network")] = 8,
+    task: Annotated[str, Opt(help="task of the golden trials: romo, 2af or dms")] = "romo",
+    gain: Annotated[float, Opt(help="initial gain of W_h")] = 1.0,
+    trials: Annotated[int, Opt(help="golden trials (batch 1, one update schedule each)")] = 2,
+    steps: Annotated[int | None, Opt(help="cut each trial to its first STEPS steps")] = None,
+    seed: Annotated[int, Opt(help="seed of the trials, the weights and the rounding draws")] = 0,
+    force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
+) -> None:
+    """Write spec.json, DATASHEET.md, golden vectors and the bit-exact C model of a profile."""
+    from hw_models.spec import export_spec as export
+
+    path = export(profile, out, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
+                  seed=seed, force=force)
+    typer.echo(f"spec written to {path} (build the C model: cd {path}/c && "
+               "cc -O2 -std=c99 eprop_ref.c eprop_driver.c -lm -o eprop_ref)")
+
+
+def cost(
+    profile: Annotated[str, Opt(help="a named profile or a TOML path")],
+    n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
+) -> None:
+    """Memory bits, operations per step and update, and an energy estimate (Horowitz 2014)."""
+    from hw_models.cost import cost_report
+    from hw_models.spec.export import SpecError
+
+    if n_hidden < 1:
+        raise SpecError(f"--n-hidden must be an integer >= 1, got {n_hidden}")
+    typer.echo(cost_report(profile, n_hidden))
