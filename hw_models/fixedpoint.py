@@ -44,8 +44,8 @@ network. All words are 32-bit, arithmetic mod 2^32; ``H`` is Wellons' ``lowbias3
     d_{e,c,i}  = H(K_{e,c} ^ i)         i: row-major index of the element in network e's result
     u          = d · 2^-32              exact in float64
 
-In torch the words are int64 tensors; a product ``x · m`` is formed from the 16-bit halves of
-``m`` so no intermediate exceeds 2^49.
+In torch the words are int64 tensors; products are formed so that no intermediate reaches 2^63
+(:func:`_mul32`).
 """
 
 from __future__ import annotations
@@ -146,8 +146,12 @@ _HASH_MULTIPLIERS = (0x7FEB352D, 0x846CA68B)
 
 
 def _mul32(x, m: int):
-    """``x · m mod 2^32`` for 32-bit ``x`` (int or int64 tensor): two products below 2^49."""
-    return (x * (m & 0xFFFF) + (((x * (m >> 16)) & 0xFFFF) << 16)) & M32
+    """``x · m mod 2^32`` for 32-bit ``x`` (int or int64 tensor) and 32-bit ``m``, with every
+    intermediate below 2^63: for ``m >= 2^31``, ``x · m = x · (m - 2^31) + x · 2^31`` and
+    ``x · 2^31 mod 2^32`` is the low bit of x moved to bit 31."""
+    if m < 2**31:
+        return (x * m) & M32
+    return (x * (m - 2**31) + ((x & 1) << 31)) & M32
 
 
 def hash32(x):

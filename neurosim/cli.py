@@ -17,6 +17,7 @@ from typer._click import exceptions as click_exc  # typer vendors click; no publ
 
 from neurosim.cli_lyapunov import lyapunov
 from neurosim.cli_profiles import profiles_app
+from neurosim.cli_spec import cost, export_spec
 from neurosim.cli_sweep import plot, reproduce, sweep
 from neurosim.errors import InputError
 from neurosim.report import progress_bar, summary_table
@@ -25,8 +26,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="neurosim: initial gain, gradient flossing and e-prop, in float and fixed point.")
 
 app.add_typer(profiles_app, name="profiles")
-for command in (lyapunov, sweep, plot, reproduce):
+for command in (lyapunov, sweep, plot, reproduce, cost):
     app.command()(command)
+app.command("export-spec")(export_spec)
 Opt = typer.Option
 
 

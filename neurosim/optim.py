@@ -38,20 +38,26 @@ class Optimizer:
         if self.m is None:
             self.m = [torch.zeros_like(g) for g in grads]
             self.v = [torch.zeros_like(g) for g in grads]
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
         new = []
         for k, (w, g) in enumerate(zip(params, grads, strict=True)):
-            self.m[k] = b1 * self.m[k] + (1 - b1) * g
-            self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
-            m_hat = self.m[k] / (1 - b1**self.t)
-            v_hat = self.v[k] / (1 - b2**self.t)
-            new.append(w - self._lr(w) * m_hat / (v_hat.sqrt() + self.eps))
+            # the moments are ours alone, so they update in place; each line rounds exactly as
+            # m = β1 m + (1-β1) g, v = β2 v + (1-β2) g g, w - lr m̂ / (√v̂ + eps) would
+            self.m[k].mul_(b1).add_((1 - b1) * g)
+            self.v[k].mul_(b2).add_((1 - b2) * g * g)
+            denom = (self.v[k] / c2).sqrt_().add_(self.eps)
+            new.append(w - (self._lr(w) * (self.m[k] / c1)).div_(denom))  # w itself is never mutated
         return Params(*new)
 
     def _lr(self, w: Tensor) -> Tensor:
         return self.lr.to(w.dtype).view(-1, *[1] * (w.dim() - 1))
 
     def state(self) -> dict:
-        return {"t": self.t, "m": self.m, "v": self.v}
+        return {"t": self.t, "m": _copy(self.m), "v": _copy(self.v)}  # copies: the moments mutate
 
     def load_state(self, state: dict) -> None:
         self.t, self.m, self.v = state["t"], state["m"], state["v"]
+
+
+def _copy(tensors: list[Tensor] | None) -> list[Tensor] | None:
+    return None if tensors is None else [t.clone() for t in tensors]

@@ -1,29 +1,31 @@
-"""The benchmark harness runs end to end in its tiny mode and reports every ratio.
-(Behaviour only: tests never assert wall time.)"""
+"""The benchmark harness runs end to end in its tiny mode: every ratio line, valid JSON.
+(Behaviour only: wall times are the harness's output, never asserted here.)"""
 
 import json
-import math
+import subprocess
+import sys
+from pathlib import Path
 
-from benchmarks.__main__ import main
-from benchmarks.flops import eprop_flops
-
-
-def test_quick_harness_prints_every_ratio_and_writes_json(tmp_path, capsys):
-    out = tmp_path / "bench.json"
-    results = main(["--quick", "--out", str(out)])
-    text = capsys.readouterr().out
-    names = ["ensemble speedup", "fixed-point / float step", "fraction of float32 matmul peak",
-             "vs straightforward per-network loop"]
-    assert [r["name"] for r in results] == names
-    assert all(name in text for name in names)
-    saved = json.loads(out.read_text())
-    assert [r["name"] for r in saved["results"]] == names
-    assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in saved["results"])
+RATIO_LINES = ("ensemble speedup", "fixed-point cost", "fraction of peak", "against plain PyTorch")
 
 
-def test_flop_count_of_the_dominant_terms():
-    """With n_in = n_out = 0 and T = 1 the count is the recurrent matmul, the elementwise
-    work, the trace matmul and the gradient contraction, term by term."""
-    T, E, B, N = 1, 3, 2, 4
-    expected = E * (2 * B * N * N + 4 * B * N + B * N + 2 * T * T * B * N + 2 * T * B * N * N)
-    assert eprop_flops(T=T, E=E, B=B, N=N, n_in=0, n_out=0) == expected
+def test_quick_harness_prints_every_ratio_and_writes_json(tmp_path):
+    out = tmp_path / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True, check=True)
+    lines = proc.stdout.splitlines()
+    for title in RATIO_LINES:
+        hits = [ln for ln in lines if ln.startswith(title)]
+        assert len(hits) == 1, (title, proc.stdout)
+        assert "x (goal" in hits[0] or "skipped: engine not available" in hits[0], hits[0]
+    results = json.loads(out.read_text())
+    for key in ("ensemble_speedup", "fraction_of_peak", "vs_plain_pytorch"):
+        assert results[key]["ratio"] > 0 and results[key]["E"] == 4
+    assert results["fraction_of_peak"]["flops"]["total"] == sum(
+        v for k, v in results["fraction_of_peak"]["flops"].items() if k != "total")
+
+
+def test_without_out_nothing_is_written(tmp_path):
+    subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--only", "fraction_of_peak"],
+                   cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert list(tmp_path.iterdir()) == []

@@ -260,7 +260,7 @@ def test_plot_draws_a_run_directory_and_a_final_loss_heatmap_over_gain_and_bits(
     from neurosim.plots_sweep import plot_final_loss_heatmap, plot_results
 
     run_dir, _ = run_training(TrainConfig(gain=(0.5, 1.0), lr=(1e-3, 3e-3), **TINY), tmp_path / "run")
-    assert [p.name for p in plot_results(run_dir)] == ["learning_curves.png"]
+    assert [p.name for p in plot_results(run_dir)] == ["learning_curves.png", "le_vs_gain.png"]
     rows = [{"backend": b, "rule": "eprop", "task": "romo", "gain": g, "bits": bits, "profile": None,
              "flossing": "off", "lr": 1e-3, "seed": s, "final_loss": 0.1 * g + s, "diverged": False,
              "best_lr": True}

@@ -19,10 +19,13 @@ leak ``α h_t`` gives exactly the filter above (:func:`eprop_gradients_autograd`
 
 from __future__ import annotations
 
+import threading
+from functools import partial
+
 import torch
 from torch import Tensor
 
-from neurosim.model import Params, masked_mse, run
+from neurosim.model import Params, input_drive, masked_mse, update
 from neurosim.rules.bptt import autograd_gradients
 
 
@@ -48,10 +51,70 @@ def leaky_filter(u: Tensor, alpha: float) -> Tensor:
 def _contract(post: Tensor, pre: Tensor) -> Tensor:
     """``Σ_{t,b} post[e,t,b,i] pre[e,t,b,j]`` for contiguous (E, T, B, I), (E, T, B, J) → (E, I, J).
 
-    Time-major within each network, so both reshape for free and the sum is one bmm.
+    Time-major within each network, so both reshape for free and the sum is one bmm. A narrow
+    ``post`` or ``pre`` (I or J of a few columns: W_x, W_out) is put on the left, which MKL runs
+    about 5× faster than the other orientation at N = 64.
     """
     E = post.shape[0]
-    return torch.bmm(post.reshape(E, -1, post.shape[-1]).mT, pre.reshape(E, -1, pre.shape[-1]))
+    P, Q = post.reshape(E, -1, post.shape[-1]), pre.reshape(E, -1, pre.shape[-1])
+    if Q.shape[-1] < P.shape[-1]:
+        return torch.bmm(Q.mT, P).mT
+    return torch.bmm(P.mT, Q)
+
+
+class _Workspace:
+    """The (E, T, B, N) buffers of one e-prop pass, kept between calls of the same shape.
+
+    A fresh 30 MB tensor (E = 64, N = 64, B = 32, T = 56) is paged in on first touch, and at
+    these sizes that cost more than the arithmetic: reusing the buffers took the e-prop
+    iteration from 0.21 s to 0.09 s (measured, one thread). One workspace per thread, for the
+    most recent shape only, so memory stays that of one iteration.
+    """
+
+    _local = threading.local()
+
+    def __init__(self, E: int, T: int, B: int, N: int, dtype: torch.dtype):
+        self.key = (E, T, B, N, dtype)
+        new = partial(torch.empty, dtype=dtype)
+        self.u = new(E, T, B, N)  # input drive (1-α) W_x x_t
+        self.r = new(E, T, B, N)  # r_1 .. r_T
+        self.eps = new(E, T, B, N)  # ε_1 .. ε_T
+        self.L = new(E, T, B, N)  # L_1 .. L_T
+        self.h = (new(E, B, N), new(E, B, N))  # h_t and h_{t+1}, swapped every step
+        self.r_t = new(E, B, N)
+
+    @classmethod
+    def get(cls, E: int, T: int, B: int, N: int, dtype: torch.dtype) -> _Workspace:
+        ws = getattr(cls._local, "ws", None)
+        if ws is None or ws.key != (E, T, B, N, dtype):
+            cls._local.ws = None  # free the old buffers before allocating new ones
+            ws = cls._local.ws = cls(E, T, B, N, dtype)
+        return ws
+
+
+def _rates(params: Params, x: Tensor, alpha: float, ws: _Workspace) -> Tensor:
+    """``r_1 .. r_T`` (E, T, B, N) into ``ws.r``: :func:`~neurosim.model.run` without autograd,
+    written into reused buffers (one add, one baddbmm, one clamp and one copy per step)."""
+    T = x.shape[0]
+    u = input_drive(params, x, alpha, out=ws.u)  # (T, E, B, N) view of ws.u
+    h, h_next = ws.h
+    h.zero_()
+    r = ws.r_t.zero_()  # r_t, contiguous: a strided slice of ws.r as bmm operand costs 30% more
+    for t in range(T):
+        update(h, r, params.W_h, u[t], alpha, out=h_next)
+        ws.r[:, t].copy_(torch.clamp(h_next, min=0, out=r))
+        h, h_next = h_next, h
+    return ws.r
+
+
+def _trace(r: Tensor, alpha: float, out: Tensor) -> Tensor:
+    """``ε_{t+1} = α ε_t + (1-α) r_t`` from the stored r_1 .. r_T (E, T, B, N), r_0 = 0, into
+    ``out`` (E, T, B, N) = ε_1 .. ε_T: one lerp per step (``lerp(ε, r, 1-α) = α ε + (1-α) r``),
+    about 3× faster here than the (T, T) kernel matmul, which does T/2 times the arithmetic."""
+    out[:, 0].zero_()
+    for t in range(1, r.shape[1]):
+        torch.lerp(out[:, t - 1], r[:, t - 1], 1 - alpha, out=out[:, t])
+    return out
 
 
 def eprop_gradients(
@@ -70,25 +133,24 @@ def eprop_gradients(
     trace filter and the contractions are matmuls on contiguous memory.
     """
     with torch.no_grad():
-        T, E = x.shape[:2]
-        h = run(params, x, alpha).permute(1, 0, 2, 3)  # (E, T, B, N), h_1 .. h_T, contiguous
-        r = torch.relu(h)
-        y = torch.bmm(r.reshape(E, -1, r.shape[-1]), params.W_out.mT).view(*h.shape[:3], -1)
+        T, _, Bsz, n_in = x.shape
+        E, N = params.ensemble, params.n_hidden
+        ws = _Workspace.get(E, T, Bsz, N, params.W_h.dtype)
+        x = x.expand(T, E, Bsz, n_in)
+        r = _rates(params, x, alpha, ws)  # (E, T, B, N), r_1 .. r_T
+        y = torch.bmm(r.view(E, -1, N), params.W_out.mT).view(E, T, Bsz, -1)
         target_e, mask_e = target.permute(1, 0, 2, 3), mask.permute(1, 0, 2)
         loss = masked_mse(y.transpose(0, 1), target_e.transpose(0, 1), mask_e.transpose(0, 1))
         e = (y - target_e) * (mask_e / mask_e.sum((1, 2), keepdim=True).clamp_min(1)).unsqueeze(-1)
         B = params.W_out.mT if feedback is None else feedback
-        L = (h > 0).to(h.dtype) * torch.bmm(e.reshape(E, -1, e.shape[-1]), B.mT).view(h.shape)
-        K_r = trace_kernel(T, alpha, lag=1, dtype=h.dtype, device=h.device)  # ε from r_1..r_T, r_0 = 0
-        eps = torch.matmul(K_r, r.reshape(E, T, -1)).view(h.shape)
-        x_e = x.expand(T, E, *x.shape[2:]).permute(1, 0, 2, 3)
-        K_x = trace_kernel(T, alpha, lag=0, dtype=h.dtype, device=h.device)
-        eps_x = torch.matmul(K_x, x_e.reshape(E, T, -1))
-        grads = Params(
-            W_h=_contract(L, eps),
-            W_x=_contract(L, eps_x.view(*h.shape[:3], -1)),
-            W_out=_contract(e, r),
-        )
+        L = torch.bmm(e.view(E, -1, e.shape[-1]), B.mT, out=ws.L.view(E, -1, N)).view(r.shape)
+        # f'(h) = [h > 0] = sign(r) as r = relu(h) >= 0; ws.eps serves as scratch before it
+        # holds the trace (3× faster than multiplying by the bool tensor r > 0)
+        L.mul_(torch.sign(r, out=ws.eps))
+        eps = _trace(r, alpha, ws.eps)
+        K_x = trace_kernel(T, alpha, lag=0, dtype=r.dtype)
+        eps_x = torch.matmul(K_x, x.permute(1, 0, 2, 3).reshape(E, T, -1)).view(E, T, Bsz, n_in)
+        grads = Params(W_h=_contract(L, eps), W_x=_contract(L, eps_x), W_out=_contract(e, r))
     return loss, grads
 
 

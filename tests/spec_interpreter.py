@@ -1,0 +1,200 @@
+"""A second implementation of the weight-update spec, written from spec.json alone.
+
+It reads only ``spec.json`` (operations, formats, shifts, rounding, generator) and the golden
+run's inputs and initial weight codes, and returns every signal the golden vectors hold. It
+imports nothing from neurosim or hw_models: integer arithmetic is numpy int64 (every sum the
+spec allows stays below 2^53), stochastic comparisons use Python ints, the generator is
+numpy uint64 words masked to 32 bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+M32 = 0xFFFFFFFF
+
+
+class Generator:
+    """The spec's counter-based generator, from its ``rng`` section."""
+
+    def __init__(self, rng: dict):
+        self.steps = rng["hash"]["steps"]
+        P, s = rng["stream_seed"], rng["network_seed"] % 2**64
+        c = int(rng["key_constant"], 16)
+        self.key = self.h(self.h(self.h(P ^ c) ^ (s & M32)) ^ (s >> 32))
+        assert self.key == int(rng["network_key"], 16)
+        self.counter = 0
+
+    def h(self, x):
+        """The hash of Python ints or uint64 arrays of 32-bit words."""
+        arr = isinstance(x, np.ndarray)
+        for step in self.steps:
+            if "xor_shift_right" in step:
+                x = x ^ (x >> (np.uint64(step["xor_shift_right"]) if arr else step["xor_shift_right"]))
+            else:
+                m = int(step["multiply"], 16)
+                x = (x * (np.uint64(m) if arr else m)) & (np.uint64(M32) if arr else M32)
+        return x
+
+    def draws(self, n: int) -> np.ndarray:
+        op_key = self.h(self.key ^ self.h(self.counter))
+        self.counter = (self.counter + 1) & M32
+        return self.h(np.uint64(op_key) ^ np.arange(n, dtype=np.uint64)).astype(np.int64)
+
+
+def round_integer(S: np.ndarray, k: int, mode: str, d: np.ndarray | None) -> np.ndarray:
+    """The spec's integer rounding of S · 2^-k."""
+    if k <= 0:
+        return S * (1 << -k)
+    fl = S >> k  # floor for int64
+    rem = S - (fl << k)
+    half = 1 << (k - 1)
+    if mode == "floor":
+        return fl
+    if mode == "trunc":
+        return fl + ((rem != 0) & (S < 0))
+    if mode == "nearest_even":
+        return fl + (rem > half) + ((rem == half) & (fl % 2 == 1))
+    if mode == "nearest_away":
+        return fl + (rem > half) + ((rem == half) & (S >= 0))
+    assert mode == "stochastic"
+    up = [int(di) << k < int(ri) << 32 for di, ri in zip(d.ravel(), rem.ravel(), strict=True)]
+    return fl + np.array(up, dtype=np.int64).reshape(S.shape)
+
+
+def round_binary64(v: np.ndarray, mode: str, d: np.ndarray | None) -> np.ndarray:
+    if mode == "floor":
+        return np.floor(v)
+    if mode == "trunc":
+        return np.trunc(v)
+    if mode == "nearest_even":
+        return np.rint(v)
+    if mode == "nearest_away":
+        return _round_away(v)
+    fl = np.floor(v)
+    return fl + (d.astype(np.float64) * 2.0**-32 < v - fl)
+
+
+def _round_away(v: np.ndarray) -> np.ndarray:
+    a = np.abs(v)
+    fl = np.floor(a)
+    return np.sign(v) * (fl + (a - fl >= 0.5))
+
+
+class Interpreter:
+    def __init__(self, spec: dict, golden):
+        self.spec = spec
+        self.dims = spec["dimensions"]
+        self.fmt = {s["name"]: s for s in spec["signals"]}
+        self.rng = Generator(spec["rng"])
+        self.mem = {k: golden[f"{k}_init"].astype(np.int64).copy() for k in ("W_h", "W_x", "W_out")}
+        self.inputs = {k: golden[k] for k in ("x_raw", "target_raw", "mask")}
+        self.counters = dict.fromkeys(spec["overflow_counters"], 0)
+        self.out: dict[str, list] = {}
+
+    def shape(self, names) -> tuple[int, ...]:
+        return tuple(self.dims[n] for n in names)
+
+    def read(self, ref: dict, t: int):
+        src, sig = ref["source"], ref["signal"]
+        if src == "previous_step":
+            return self.prev[sig]
+        if src == "this_step":
+            return self.cur[sig]
+        if src == "memory":
+            return self.mem[sig]
+        return self.inputs[sig][self.trial, t]
+
+    def overflow(self, c: np.ndarray, op: dict) -> np.ndarray:
+        f = self.fmt[op["result"]]
+        lo, hi = f["min_code"], f["max_code"]
+        outside = (c < lo) | (c > hi)
+        self.counters[op["counter"]] += int(outside.sum())
+        if op["overflow"] == "saturate":
+            return np.clip(c, lo, hi)
+        return (c - lo) % (2 ** f["word_bits"]) + lo
+
+    def requantize(self, op: dict, t: int) -> np.ndarray:
+        shape = self.shape(op["shape"])
+        d = None
+        if op["rounding"] == "stochastic":
+            d = self.rng.draws(int(np.prod(shape))).reshape(shape)
+            self.record(f"draw_{op['result']}", d, op["phase"])
+        if op["arithmetic"] == "binary64":
+            (term,) = op["terms"]
+            if term["type"] == "input":
+                v = np.asarray(self.read(term["operand"], t), dtype=np.float64)
+            else:  # weighted_difference
+                a, b = self.read(term["a"], t), self.read(term["b"], t)
+                v = (a - b).astype(np.float64) * self.w[t][:, None]
+            v = np.ldexp(v, -op["shift"])
+            c = round_binary64(v, op["rounding"], d).astype(np.int64)
+            return self.overflow(c, op)
+        S = np.zeros(shape, dtype=np.int64)
+        for term in op["terms"]:
+            if term["type"] == "matvec":
+                M, v = self.read(term["matrix"], t), self.read(term["vector"], t)
+                part = v @ M if term["transpose"] else v @ M.T
+            elif term["type"] == "outer":
+                part = self.read(term["post"], t).T @ self.read(term["pre"], t)
+            else:
+                o = self.read(term["operand"], t)
+                part = term["coefficient"] * (np.maximum(o, 0) if term["relu"] else o)
+            S = S + part * (1 << term["left_shift"])
+        if op["gate"] is not None:
+            S = S * (self.read(op["gate"], t) > 0)
+        return self.overflow(round_integer(S, op["shift"], op["rounding"], d), op)
+
+    def record(self, name: str, value: np.ndarray, phase: str) -> None:
+        self.out.setdefault(name, []).append((phase, self.trial, np.array(value)))
+
+    def run_ops(self, ops: list[dict], t: int) -> None:
+        for op in ops:
+            name = op["result"]
+            if op["kind"] == "requantize":
+                self.cur[name] = self.requantize(op, t)
+            elif op["kind"] == "accumulate":
+                acc, g = (self.read(r, t) for r in op["operands"])
+                self.mem[name] = self.overflow(acc + g, op)
+            elif op["kind"] == "subtract":
+                W, dW = (self.read(r, t) for r in op["operands"])
+                self.record(f"acc_{name}", self.mem[f"acc_{name}"], "update")
+                self.record(f"d{name}", dW, "update")
+                self.mem[name] = self.overflow(W - dW, op)
+                self.record(name, self.mem[name], "update")
+            elif op["kind"] == "clear":
+                self.mem[name] = np.zeros_like(self.mem[name])
+
+    def run(self) -> dict[str, np.ndarray]:
+        """Every trial of the golden run; returns arrays shaped like the golden ones."""
+        ops = self.spec["operations"]
+        per_step = [op["result"] for op in ops["step"] if op["result"] in self.fmt
+                    and self.fmt[op["result"]]["storage"] != "per_synapse"
+                    and not op["result"].startswith("G_")]
+        T, trials = self.dims["T"], self.spec["golden"]["trials"]
+        counts = []
+        for self.trial in range(trials):
+            zeros = {s: np.zeros(self.shape(self.fmt[s]["shape"]), dtype=np.int64) for s in per_step}
+            self.prev = dict(zeros)
+            for k in ("W_h", "W_x", "W_out"):
+                self.mem[f"acc_{k}"] = np.zeros_like(self.mem[k])
+            mask = self.inputs["mask"][self.trial]
+            self.w = mask / max(mask.sum(), 1.0)
+            for t in range(T):
+                self.cur = {}
+                self.run_ops(ops["step"], t)
+                if self.spec["update_schedule"]["schedule"] == "per_step" or t == T - 1:
+                    self.run_ops(ops["update"], t)
+                for s in per_step:
+                    self.record(s, self.cur[s], "step")
+                self.prev = {s: self.cur[s] for s in per_step}
+            counts.append([self.counters[c] for c in self.spec["overflow_counters"]])
+        arrays = {}
+        for name, items in self.out.items():
+            if items[0][0] == "step":  # (trials, T, ...)
+                arrays[name] = np.stack([np.stack([v for _, k, v in items if k == tr])
+                                         for tr in range(trials)])
+            else:  # (updates, ...)
+                arrays[name] = np.stack([v for _, _, v in items])
+        arrays["overflow_counts"] = np.asarray(counts, dtype=np.int64)
+        return arrays
