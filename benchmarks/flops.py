@@ -1,22 +1,31 @@
-"""Analytic floating-point operation count of one e-prop iteration (multiply-add = 2 FLOPs).
+"""Analytic FLOP count of one e-prop training iteration as neurosim computes it.
 
-Per network, T steps, B trials, N hidden, n_in inputs, n_out outputs:
-
-    forward      T · (2BN² + 2BN·n_in + 4BN)         recurrent and input matmuls, leak, relu
-    readout      T · 2BN·n_out                        y = W_out r
-    error        T · 3B·n_out                         e = (y - y*) m / Σm
-    learning sig T · (2B·n_out·N + BN)                L = f'(h) ⊙ (B e)
-    traces       2T²·B·(N + n_in)                     ε = K r as a (T, T) matmul
-    gradients    2TB·(N² + N·n_in + n_out·N)          Σ_t L ⊗ ε and e ⊗ r as matmuls
+A multiply-add counts 2, any other arithmetic operation 1 per output element. Shapes: E
+networks, T steps, B trials, N hidden, n_in inputs, n_out outputs; ``M = E·T·B`` rows.
+The trace filter is counted as the recursion neurosim runs (3 per element: α ε + (1-α) r),
+the input trace as the small (T, T) kernel matmul it runs.
 """
 
 from __future__ import annotations
 
 
-def eprop_flops(*, T: int, E: int, B: int, N: int, n_in: int, n_out: int) -> int:
-    """FLOPs of one e-prop iteration of an ensemble of E networks (see module docstring)."""
-    per_step = 2 * B * N * N + 2 * B * N * n_in + 4 * B * N + 2 * B * N * n_out + 3 * B * n_out
-    per_step += 2 * B * n_out * N + B * N
-    traces = 2 * T * T * B * (N + n_in)
-    grads = 2 * T * B * (N * N + N * n_in + n_out * N)
-    return E * (T * per_step + traces + grads)
+def eprop_flops(E: int, T: int, B: int, N: int, n_in: int, n_out: int) -> dict[str, int]:
+    """FLOPs per term of one iteration (gradients + Adam) of E networks; ``total`` is the sum."""
+    M = E * T * B
+    terms = {
+        "forward_bmm": 2 * M * N * N + 2 * M * N * n_in,  # W_h r_t and the input drive W_x x_t
+        "forward_elementwise": 4 * M * N,  # (1-α) scale of u, + α h, + bmm, relu
+        "readout": 2 * M * N * n_out,  # y = W_out r
+        "error": 3 * M * n_out + 4 * M * n_out,  # e = (y - y*) m / Σm, and the loss ½ Σ m (y - y*)²
+        "learning_signal": 2 * M * n_out * N + M * N,  # B e, times f'(h)
+        "trace_filter": 3 * M * N + 2 * T * M * n_in,  # ε recursion; ε^x by the (T, T) kernel
+        "contractions": 2 * M * N * (N + n_in) + 2 * M * n_out * N,  # ∇W_h, ∇W_x, ∇W_out
+        "adam": 12 * E * (N * N + N * n_in + n_out * N),
+    }
+    terms["total"] = sum(terms.values())
+    return terms
+
+
+def sgemm_flops(n: int) -> int:
+    """FLOPs of one (n, n) @ (n, n) float32 matmul."""
+    return 2 * n**3

@@ -49,7 +49,8 @@ def draw_band(ax, g: dict, label: str) -> None:
     line, = ax.plot(g["iteration"], g["mean"], label=label)
     ax.fill_between(g["iteration"], g["mean"] - g["std"], g["mean"] + g["std"],
                     color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_yscale("log")
+    if np.any(np.isfinite(g["mean"]) & (g["mean"] > 0)):  # a wholly diverged curve has no log scale
+        ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss (masked MSE)")
 

@@ -73,9 +73,9 @@ class _Workspace:
 
     _local = threading.local()
 
-    def __init__(self, E: int, T: int, B: int, N: int, dtype: torch.dtype):
-        self.key = (E, T, B, N, dtype)
-        new = partial(torch.empty, dtype=dtype)
+    def __init__(self, E: int, T: int, B: int, N: int, dtype: torch.dtype, device: torch.device):
+        self.key = (E, T, B, N, dtype, device)
+        new = partial(torch.empty, dtype=dtype, device=device)
         self.u = new(E, T, B, N)  # input drive (1-α) W_x x_t
         self.r = new(E, T, B, N)  # r_1 .. r_T
         self.eps = new(E, T, B, N)  # ε_1 .. ε_T
@@ -84,11 +84,12 @@ class _Workspace:
         self.r_t = new(E, B, N)
 
     @classmethod
-    def get(cls, E: int, T: int, B: int, N: int, dtype: torch.dtype) -> _Workspace:
+    def get(cls, E: int, T: int, B: int, N: int, like: Tensor) -> _Workspace:
+        """The workspace for these sizes, with ``like``'s dtype and device."""
         ws = getattr(cls._local, "ws", None)
-        if ws is None or ws.key != (E, T, B, N, dtype):
+        if ws is None or ws.key != (E, T, B, N, like.dtype, like.device):
             cls._local.ws = None  # free the old buffers before allocating new ones
-            ws = cls._local.ws = cls(E, T, B, N, dtype)
+            ws = cls._local.ws = cls(E, T, B, N, like.dtype, like.device)
         return ws
 
 
@@ -129,13 +130,14 @@ def eprop_gradients(
     """Loss (E,) and the e-prop gradient by explicit eligibility traces (no autograd).
 
     ``feedback`` is B (E, N, n_out); ``None`` means symmetric feedback ``B = W_outᵀ``.
-    Internally every (T, E, B, ·) tensor is handled network-major, (E, T, B, ·), so the
-    trace filter and the contractions are matmuls on contiguous memory.
+    Internally every (T, E, B, ·) tensor is handled network-major, (E, T, B, ·), in buffers
+    reused between calls (:class:`_Workspace`), so the contractions are single bmm's on
+    contiguous memory; the trace filter is a recursion over t, one lerp per step.
     """
     with torch.no_grad():
         T, _, Bsz, n_in = x.shape
         E, N = params.ensemble, params.n_hidden
-        ws = _Workspace.get(E, T, Bsz, N, params.W_h.dtype)
+        ws = _Workspace.get(E, T, Bsz, N, params.W_h)
         x = x.expand(T, E, Bsz, n_in)
         r = _rates(params, x, alpha, ws)  # (E, T, B, N), r_1 .. r_T
         y = torch.bmm(r.view(E, -1, N), params.W_out.mT).view(E, T, Bsz, -1)
@@ -148,7 +150,7 @@ def eprop_gradients(
         # holds the trace (3× faster than multiplying by the bool tensor r > 0)
         L.mul_(torch.sign(r, out=ws.eps))
         eps = _trace(r, alpha, ws.eps)
-        K_x = trace_kernel(T, alpha, lag=0, dtype=r.dtype)
+        K_x = trace_kernel(T, alpha, lag=0, dtype=r.dtype, device=r.device)
         eps_x = torch.matmul(K_x, x.permute(1, 0, 2, 3).reshape(E, T, -1)).view(E, T, Bsz, n_in)
         grads = Params(W_h=_contract(L, eps), W_x=_contract(L, eps_x), W_out=_contract(e, r))
     return loss, grads
