@@ -75,3 +75,30 @@ def test_garbage_profile_files_are_refused(tmp_path, capsys, text):
     code, _, err = run_cli(["profiles", "show", str(path)], capsys)
     _check(code, err, tmp_path / "none")
     assert code == 2
+
+
+keys = st.sampled_from(["task", "rule", "gain", "lr", "seeds", "n_hidden", "bits", "profile", "iters",
+                        "floss_iters", "optimizer", "dt", "bogus_key", "profile_overrides"])
+values = st.one_of(st.integers(-5, 50), st.floats(allow_nan=True, allow_infinity=True),
+                   st.text(max_size=8), st.booleans(), st.none())
+tables = st.dictionaries(keys, st.one_of(values, st.lists(values, max_size=3)), max_size=4)
+
+
+@FUZZ
+@given(grid=tables, fixed=tables, top=st.sampled_from([None, "grid", "fixed", "quick", "junk"]))
+def test_random_sweep_configs_are_accepted_or_refused_cleanly(tmp_path_factory, grid, fixed, top):
+    """Every sweep config either builds its cells or raises one InputError line, writing nothing."""
+    from neurosim.errors import InputError
+    from neurosim.grid import load_sweep
+
+    data = {"grid": grid, "fixed": fixed}
+    if top == "junk":
+        data["junk"] = 1
+    elif top is not None:
+        data.pop(top, None)
+    try:
+        spec = load_sweep(data)
+    except InputError as e:
+        assert "\n" not in str(e) and str(e)
+    else:
+        assert len(spec.cells) >= 1
