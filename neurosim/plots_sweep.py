@@ -128,7 +128,7 @@ def plot_final_loss_heatmap(summary: list[dict], path: Path, keys=NOT_LR, *, tit
                          for p in precisions])
         image = ax.imshow(np.log10(heat), aspect="auto", cmap="viridis")
         for (i, j), v in np.ndenumerate(heat):
-            light = not np.isnan(v) and image.norm(np.log10(v)) > 0.6  # dark text on yellow
+            light = np.isnan(v) or image.norm(np.log10(v)) > 0.6  # dark text on yellow and on blank
             ax.text(j, i, "div." if np.isnan(v) else f"{v:.2g}", ha="center", va="center", fontsize=7,
                     color="k" if light else "w")
         ax.set_xticks(range(len(gains)), [f"{g:g}" for g in gains])
