@@ -247,12 +247,14 @@ def apply_overflow(
 ) -> Tensor:
     """Bring integer ``codes`` into ``fmt``'s range by ``overflow``; count the ones that left it."""
     lo, hi = float(fmt.min_code), float(fmt.max_code)
-    outside = (codes < lo) | (codes > hi)
-    if counter is not None:
-        counter.add(signal, outside.sum())
     if overflow == "saturate":
-        return codes.clamp(lo, hi) + 0.0  # + 0.0 turns -0.0 into 0.0
+        clamped = codes.clamp(lo, hi)
+        if counter is not None:  # the elements the clamp moved are the ones outside the range
+            counter.add(signal, (clamped != codes).sum())
+        return clamped + 0.0  # + 0.0 turns -0.0 into 0.0
     if overflow == "wrap":
+        if counter is not None:
+            counter.add(signal, ((codes < lo) | (codes > hi)).sum())
         return torch.remainder(codes - lo, 2.0**fmt.word) + lo
     raise ValueError(f"unknown overflow {overflow!r}; choose one of {', '.join(OVERFLOWS)}")
 
