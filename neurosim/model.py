@@ -167,7 +167,3 @@ def masked_mse(y: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     sq = ((y - target) ** 2).sum(-1) * mask
     return 0.5 * sq.sum((0, 2)) / mask.sum((0, 2)).clamp_min(1)
 
-
-def loss_error(y: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """``e_t = ∂L/∂y_t`` of :func:`masked_mse`: (T, E, B, n_out)."""
-    return (y - target) * (mask / mask.sum((0, 2), keepdim=True).clamp_min(1)).unsqueeze(-1)

@@ -5,7 +5,7 @@ import torch
 
 from neurosim.model import init_params
 from neurosim.rules import eprop_gradients, eprop_gradients_autograd, gradients
-from neurosim.rules.eprop import leaky_filter
+from neurosim.rules.eprop import trace_kernel
 
 
 def _batch(T, E, B, n_in, n_out, seed, mask_p=0.7):
@@ -63,10 +63,11 @@ def test_random_feedback_replaces_readout_transpose():
     torch.testing.assert_close(g_rand.W_out, g_def.W_out, rtol=0, atol=0)
 
 
-def test_leaky_filter_matches_recursion():
+def test_trace_kernel_matches_recursion():
     u = torch.randn(9, 2, 3, dtype=torch.float64)
     eps, out = torch.zeros(2, 3, dtype=torch.float64), []
     for t in range(9):
         eps = 0.7 * eps + 0.3 * u[t]
         out.append(eps)
-    torch.testing.assert_close(leaky_filter(u, 0.7), torch.stack(out), rtol=0, atol=1e-14)
+    eps_matmul = (trace_kernel(9, 0.7, dtype=torch.float64) @ u.reshape(9, -1)).reshape(u.shape)
+    torch.testing.assert_close(eps_matmul, torch.stack(out), rtol=0, atol=1e-14)

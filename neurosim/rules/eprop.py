@@ -29,23 +29,16 @@ from neurosim.model import Params, input_drive, masked_mse, update
 from neurosim.rules.bptt import autograd_gradients
 
 
-def trace_kernel(T: int, alpha: float, *, lag: int, dtype=torch.float32, device=None) -> Tensor:
-    """K (T, T) with ``K[i, j] = (1-α) α^(i-j-lag)`` for ``j <= i - lag``, else 0.
+def trace_kernel(T: int, alpha: float, *, dtype=torch.float32, device=None) -> Tensor:
+    """K (T, T) with ``K[i, j] = (1-α) α^(i-j)`` for ``j <= i``, else 0.
 
-    ``K @ u`` over the time axis is the leaky trace of u: with ``lag = 0`` it maps u_0..u_{T-1}
-    to ε_1..ε_T; with ``lag = 1`` it maps u_1..u_T (the stored states) to ε_1..ε_T, since
-    u_0 = r_0 = 0. One (T, T) matmul replaces the recursion.
+    ``K @ u`` over the time axis is the leaky trace ``ε_{t+1} = α ε_t + (1-α) u_t`` of
+    u_0..u_{T-1}, giving ε_1..ε_T: one (T, T) matmul for the input trace, whose channels are few.
     """
     t = torch.arange(T, dtype=torch.float64)
-    d = t[:, None] - t[None, :] - lag
+    d = t[:, None] - t[None, :]
     K = torch.where(d >= 0, (1 - alpha) * alpha ** d.clamp_min(0), torch.zeros((), dtype=torch.float64))
     return K.to(dtype=dtype, device=device)
-
-
-def leaky_filter(u: Tensor, alpha: float) -> Tensor:
-    """``ε_{t+1} = α ε_t + (1-α) u_t`` for u (T, ...) → (ε_1 .. ε_T) (T, ...)."""
-    T = u.shape[0]
-    return (trace_kernel(T, alpha, lag=0, dtype=u.dtype) @ u.reshape(T, -1)).reshape(u.shape)
 
 
 def _contract(post: Tensor, pre: Tensor) -> Tensor:
@@ -150,7 +143,7 @@ def eprop_gradients(
         # holds the trace (3× faster than multiplying by the bool tensor r > 0)
         L.mul_(torch.sign(r, out=ws.eps))
         eps = _trace(r, alpha, ws.eps)
-        K_x = trace_kernel(T, alpha, lag=0, dtype=r.dtype, device=r.device)
+        K_x = trace_kernel(T, alpha, dtype=r.dtype, device=r.device)
         eps_x = torch.matmul(K_x, x.permute(1, 0, 2, 3).reshape(E, T, -1)).view(E, T, Bsz, n_in)
         grads = Params(W_h=_contract(L, eps), W_x=_contract(L, eps_x), W_out=_contract(e, r))
     return loss, grads
