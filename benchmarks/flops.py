@@ -2,8 +2,7 @@
 
 A multiply-add counts 2, any other arithmetic operation 1 per output element. Shapes: E
 networks, T steps, B trials, N hidden, n_in inputs, n_out outputs; ``M = E·T·B`` rows.
-The trace filter is counted as the recursion neurosim runs (3 per element: α ε + (1-α) r),
-the input trace as the small (T, T) kernel matmul it runs.
+Both traces are counted as the recursion neurosim runs (3 per element: α ε + (1-α) u).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ def eprop_flops(E: int, T: int, B: int, N: int, n_in: int, n_out: int) -> dict[s
         "readout": 2 * M * N * n_out,  # y = W_out r
         "error": 3 * M * n_out + 4 * M * n_out,  # e = (y - y*) m / Σm, and the loss ½ Σ m (y - y*)²
         "learning_signal": 2 * M * n_out * N + M * N,  # B e, times f'(h)
-        "trace_filter": 3 * M * N + 2 * T * M * n_in,  # ε recursion; ε^x by the (T, T) kernel
+        "trace_filter": 3 * M * (N + n_in),  # the ε and ε^x recursions
         "contractions": 2 * M * N * (N + n_in) + 2 * M * n_out * N,  # ∇W_h, ∇W_x, ∇W_out
         "adam": 12 * E * (N * N + N * n_in + n_out * N),
     }

@@ -16,6 +16,7 @@ import os
 from neurosim.config import ConfigError, TrainConfig
 
 STATE_TENSORS = {"bptt": 12, "eprop": 8, "fixed": 28}
+MAX_STEPS = 20_000  # per trial: beyond it dt/tau is almost surely a typo (Romo at dt/tau = 0.0014)
 FRACTION_OF_AVAILABLE = 0.8
 
 
@@ -44,7 +45,11 @@ def estimate_bytes(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> 
 
 
 def check_memory(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> None:
-    """Raise :class:`ConfigError` with the estimate if the run would not fit in memory."""
+    """Raise :class:`ConfigError` if a trial is absurdly long, or with the estimate if the run
+    would not fit in memory."""
+    if n_steps > MAX_STEPS:
+        raise ConfigError(f"dt/tau = {config.dt / config.tau:.3g} gives {n_steps} steps per trial, more "
+                          f"than {MAX_STEPS}; use a larger dt or a smaller tau")
     need, have = estimate_bytes(config, n_steps, n_in, n_out), available_bytes()
     if need > FRACTION_OF_AVAILABLE * have:
         E = len(config.gains) * len(config.lrs) * config.seeds

@@ -87,8 +87,7 @@ class _Run:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.task = get_task(config.task, dt=config.dt / config.tau)
-        n_steps = self.task.sample(1, torch.Generator().manual_seed(0))[0].shape[0]
-        check_memory(config, n_steps, self.task.n_in, self.task.n_out)
+        check_memory(config, self.task.n_steps, self.task.n_in, self.task.n_out)
         self.alpha = alpha_from(config.dt, config.tau)
         self.ens = members(config)
         seeds = sorted({m.seed for m in self.ens})

@@ -5,7 +5,7 @@ import torch
 
 from neurosim.model import init_params
 from neurosim.rules import eprop_gradients, eprop_gradients_autograd, gradients
-from neurosim.rules.eprop import trace_kernel
+from neurosim.rules.eprop import _trace
 
 
 def _batch(T, E, B, n_in, n_out, seed, mask_p=0.7):
@@ -63,11 +63,13 @@ def test_random_feedback_replaces_readout_transpose():
     torch.testing.assert_close(g_rand.W_out, g_def.W_out, rtol=0, atol=0)
 
 
-def test_trace_kernel_matches_recursion():
-    u = torch.randn(9, 2, 3, dtype=torch.float64)
-    eps, out = torch.zeros(2, 3, dtype=torch.float64), []
+@pytest.mark.parametrize("stored_states", [True, False])
+def test_trace_matches_the_recursion(stored_states):
+    u = torch.randn(2, 9, 3, 4, dtype=torch.float64)  # (E, T, B, N)
+    inputs = torch.cat([torch.zeros_like(u[:, :1]), u[:, :-1]], 1) if stored_states else u
+    eps, out = torch.zeros_like(u[:, 0]), []
     for t in range(9):
-        eps = 0.7 * eps + 0.3 * u[t]
+        eps = 0.7 * eps + 0.3 * inputs[:, t]
         out.append(eps)
-    eps_matmul = (trace_kernel(9, 0.7, dtype=torch.float64) @ u.reshape(9, -1)).reshape(u.shape)
-    torch.testing.assert_close(eps_matmul, torch.stack(out), rtol=0, atol=1e-14)
+    got = _trace(u, 0.7, torch.empty_like(u), stored_states=stored_states)
+    torch.testing.assert_close(got, torch.stack(out, 1), rtol=0, atol=1e-14)

@@ -29,18 +29,6 @@ from neurosim.model import Params, input_drive, masked_mse, update
 from neurosim.rules.bptt import autograd_gradients
 
 
-def trace_kernel(T: int, alpha: float, *, dtype=torch.float32, device=None) -> Tensor:
-    """K (T, T) with ``K[i, j] = (1-α) α^(i-j)`` for ``j <= i``, else 0.
-
-    ``K @ u`` over the time axis is the leaky trace ``ε_{t+1} = α ε_t + (1-α) u_t`` of
-    u_0..u_{T-1}, giving ε_1..ε_T: one (T, T) matmul for the input trace, whose channels are few.
-    """
-    t = torch.arange(T, dtype=torch.float64)
-    d = t[:, None] - t[None, :]
-    K = torch.where(d >= 0, (1 - alpha) * alpha ** d.clamp_min(0), torch.zeros((), dtype=torch.float64))
-    return K.to(dtype=dtype, device=device)
-
-
 def _contract(post: Tensor, pre: Tensor) -> Tensor:
     """``Σ_{t,b} post[e,t,b,i] pre[e,t,b,j]`` for contiguous (E, T, B, I), (E, T, B, J) → (E, I, J).
 
@@ -101,13 +89,18 @@ def _rates(params: Params, x: Tensor, alpha: float, ws: _Workspace) -> Tensor:
     return ws.r
 
 
-def _trace(r: Tensor, alpha: float, out: Tensor) -> Tensor:
-    """``ε_{t+1} = α ε_t + (1-α) r_t`` from the stored r_1 .. r_T (E, T, B, N), r_0 = 0, into
-    ``out`` (E, T, B, N) = ε_1 .. ε_T: one lerp per step (``lerp(ε, r, 1-α) = α ε + (1-α) r``),
-    about 3× faster here than the (T, T) kernel matmul, which does T/2 times the arithmetic."""
-    out[:, 0].zero_()
-    for t in range(1, r.shape[1]):
-        torch.lerp(out[:, t - 1], r[:, t - 1], 1 - alpha, out=out[:, t])
+def _trace(u: Tensor, alpha: float, out: Tensor, *, stored_states: bool) -> Tensor:
+    """``ε_{t+1} = α ε_t + (1-α) u_t``, ε_0 = 0, into ``out`` (E, T, B, ·) = ε_1 .. ε_T.
+
+    ``stored_states``: u holds r_1 .. r_T (the states run() stores; r_0 = 0), else u_0 .. u_{T-1}
+    (the inputs). One lerp per step (``lerp(ε, u, 1-α) = α ε + (1-α) u``): about 3× faster here
+    than a (T, T) kernel matmul, which does T/2 times the arithmetic and needs T² memory."""
+    if stored_states:
+        out[:, 0].zero_()
+    else:
+        torch.mul(u[:, 0], 1 - alpha, out=out[:, 0])
+    for t in range(1, u.shape[1]):
+        torch.lerp(out[:, t - 1], u[:, t - 1 if stored_states else t], 1 - alpha, out=out[:, t])
     return out
 
 
@@ -142,9 +135,10 @@ def eprop_gradients(
         # f'(h) = [h > 0] = sign(r) as r = relu(h) >= 0; ws.eps serves as scratch before it
         # holds the trace (3× faster than multiplying by the bool tensor r > 0)
         L.mul_(torch.sign(r, out=ws.eps))
-        eps = _trace(r, alpha, ws.eps)
-        K_x = trace_kernel(T, alpha, dtype=r.dtype, device=r.device)
-        eps_x = torch.matmul(K_x, x.permute(1, 0, 2, 3).reshape(E, T, -1)).view(E, T, Bsz, n_in)
+        eps = _trace(r, alpha, ws.eps, stored_states=True)
+        x_e = x.permute(1, 0, 2, 3)
+        eps_x = _trace(x_e, alpha, torch.empty_like(x_e, memory_format=torch.contiguous_format),
+                       stored_states=False)
         grads = Params(W_h=_contract(L, eps), W_x=_contract(L, eps_x), W_out=_contract(e, r))
     return loss, grads
 

@@ -1,6 +1,7 @@
 """Task registry: ``get_task(name, **kw)`` returns a sampler of ``(x, target, mask)`` batches.
 
-Every task has ``name``, ``n_in``, ``n_out`` and ``sample(batch, rng) -> (x, target, mask)``
+Every task has ``name``, ``n_in``, ``n_out``, ``n_steps`` (of the longest trial) and
+``sample(batch, rng) -> (x, target, mask)``
 with shapes (T, B, n_in), (T, B, n_out), (T, B). :class:`BatchStream` stacks one stream per
 ensemble member into (T, E, B, ·), so a network sees the same trials alone or in an ensemble.
 """

@@ -37,6 +37,11 @@ class NeurogymTask:
         self.n_out = int(probe.action_space.n)
         self._env = probe
 
+    @property
+    def n_steps(self) -> int:
+        """Steps of one trial (of a seed-0 trial: the default timings are fixed)."""
+        return self.sample(1, torch.Generator().manual_seed(0))[0].shape[0]
+
     def sample(self, batch: int, rng: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
         """One batch of trials, drawn from an environment seeded from ``rng``."""
         env = self._env
