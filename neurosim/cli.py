@@ -90,8 +90,6 @@ def train(
     )
     if resume and out is None:
         raise InputError("--resume needs the --out of the run to continue")
-    if checkpoint_every <= 0:
-        raise InputError(f"checkpoint_every must be a positive integer, got {checkpoint_every}")
     out = out or _default_out("train", task, rule, f"gain{gain[0]}", *([f"bits{bits}"] if bits else []))
     with progress_bar("training") as advance:
         run_dir, result = run_training(config, out, force=force, resume=resume,

@@ -96,12 +96,12 @@ class _Run:
         probe = BatchStream(self.task, config.batch, [s + PROBE_SEED_OFFSET for s in seeds]).next()
         self.device = _device(config.device)
         self.probe_x = probe[0][:, self.seed_index].to(self.device)
+        seeds_e = [m.seed for m in self.ens]
         params = init_params(
             self.task.n_in, config.n_hidden, self.task.n_out,
-            [m.gain for m in self.ens], ensemble=len(self.ens), seed=[m.seed for m in self.ens],
+            [m.gain for m in self.ens], ensemble=len(self.ens), seed=seeds_e,
         ).map(lambda w: w.to(self.device))
         lr = torch.tensor([m.lr for m in self.ens], device=self.device)
-        seeds_e = [m.seed for m in self.ens]
         self.backends: list[Backend] = make_backends(config, params, self.alpha, lr, seeds_e)
         self.trackers = {b.name: _Tracker(len(self.ens), config.final_window) for b in self.backends}
         self.le_before = {b.name: self.max_le(b) for b in self.backends}
@@ -144,11 +144,11 @@ class _Run:
         summary = []
         for b in self.backends:
             tr, counters, stats = self.trackers[b.name], b.counters(), b.network_stats()
-            le_after = self.max_le(b)
+            le_after, final = self.max_le(b), tr.final_loss()
             for e, m in enumerate(self.ens):
                 summary.append({
                     **_labels(self.config, m, b),
-                    "final_loss": float("nan") if tr.diverged[e] else float(tr.final_loss()[e]),
+                    "final_loss": float("nan") if tr.diverged[e] else float(final[e]),
                     "diverged": bool(tr.diverged[e]),
                     "diverged_at": tr.diverged_at[e],
                     "le_before": float(self.le_before[b.name][e]),
@@ -214,6 +214,8 @@ def train(
     iterations, and a run that finds a checkpoint continues from it: a killed run resumed
     this way ends bit for bit as an uninterrupted one.
     """
+    if checkpoint_every <= 0:
+        raise ConfigError(f"checkpoint_every must be a positive integer, got {checkpoint_every}")
     with torch_threads(config.threads):
         run = _Run(config)
         if checkpoint is not None and Path(checkpoint).exists():
