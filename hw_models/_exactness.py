@@ -69,14 +69,19 @@ def worst_case_bounds(
     }
 
 
-def check_exact(bounds: dict[str, float], where: str) -> int:
-    """Raise :class:`ExactnessError` if a bound reaches 2^53; return the largest exact batch."""
+def check_bounds(bounds: dict[str, float], where: str) -> None:
+    """Raise :class:`ExactnessError` naming the first worst-case sum that reaches 2^53."""
     for name, b in bounds.items():
-        if name != "G" and b >= LIMIT:
+        if b >= LIMIT:
             raise ExactnessError(
                 f"{where}: worst-case |{name}| sum is 2^{math.log2(b):.1f} >= 2^53, so the "
                 "float64 carrier would not be exact; use narrower formats or a smaller network"
             )
+
+
+def check_exact(bounds: dict[str, float], where: str) -> int:
+    """Raise :class:`ExactnessError` if a bound reaches 2^53; return the largest exact batch."""
+    check_bounds({k: v for k, v in bounds.items() if k != "G"}, where)
     max_batch = int((LIMIT - 1) // bounds["G"])
     if max_batch < 1:
         raise ExactnessError(

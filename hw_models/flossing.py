@@ -39,7 +39,7 @@ import math
 import torch
 from torch import Tensor
 
-from hw_models._exactness import LIMIT, ExactnessError
+from hw_models._exactness import check_bounds
 from hw_models.fixedpoint import apply_overflow, quantize_codes
 from neurosim.lyapunov import initial_tangent
 
@@ -64,12 +64,7 @@ def _check_floss_exact(engine, N: int, B: int) -> None:
         "F7 tangent product": engine.beta_c * B * Mq**2,
         "F9 factor x accumulator": Mg * 2 * Ma,
     }
-    for name, b in bounds.items():
-        if b >= LIMIT:
-            raise ExactnessError(
-                f"profile {engine.profile.name!r}: flossing {name} can reach 2^{math.log2(b):.1f} "
-                ">= 2^53, so the float64 carrier would not be exact; use narrower q/floss_gain/acc formats"
-            )
+    check_bounds(bounds, f"profile {engine.profile.name!r}, flossing with N={N}, batch {B}")
 
 
 def integer_floss_step(engine, x: Tensor, *, warmup: int = 0, record: dict | None = None) -> Tensor:
