@@ -88,6 +88,9 @@ class _Run:
         self.config = config
         self.task = get_task(config.task, dt=config.dt / config.tau)
         check_memory(config, self.task.n_steps, self.task.n_in, self.task.n_out)
+        if config.le_warmup >= self.task.n_steps:
+            raise ConfigError(f"le_warmup must be below the trial length ({self.task.n_steps} steps "
+                              f"of {config.task}), got {config.le_warmup}")
         self.alpha = alpha_from(config.dt, config.tau)
         self.ens = members(config)
         seeds = sorted({m.seed for m in self.ens})

@@ -5,8 +5,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from neurosim.model import Params
+from neurosim.rules.autograd import bptt_gradients_autograd, eprop_gradients_autograd
 from neurosim.rules.bptt import bptt_gradients
-from neurosim.rules.eprop import eprop_gradients, eprop_gradients_autograd
+from neurosim.rules.eprop import eprop_gradients
 
 RULES = ("bptt", "eprop")
 
@@ -34,4 +35,5 @@ def gradients(
     raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
 
 
-__all__ = ["RULES", "gradients", "bptt_gradients", "eprop_gradients", "eprop_gradients_autograd"]
+__all__ = ["RULES", "gradients", "bptt_gradients", "bptt_gradients_autograd", "eprop_gradients",
+           "eprop_gradients_autograd"]
