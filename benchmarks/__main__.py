@@ -48,7 +48,8 @@ def line(title: str, r: dict) -> str:
     if "skipped" in r:
         return f"{title}: skipped: {r['skipped']}"
     dims = f"E={r['E']} N={r['N']} B={r['B']} T={r['T']}"
-    return f"{title}: {r['ratio']:.2f}x (goal {r['goal']}; {dims})"
+    ceiling = f"; at 100% of peak it would be {r['ceiling']:.1f}x" if "ceiling" in r else ""
+    return f"{title}: {r['ratio']:.2f}x (goal {r['goal']}{ceiling}; {dims})"
 
 
 def main(argv: list[str] | None = None) -> dict:

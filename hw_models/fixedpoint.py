@@ -251,7 +251,7 @@ def apply_overflow(
         clamped = codes.clamp(lo, hi)
         if counter is not None:  # the elements the clamp moved are the ones outside the range
             counter.add(signal, (clamped != codes).sum())
-        return clamped + 0.0  # + 0.0 turns -0.0 into 0.0
+        return clamped.add_(0.0)  # + 0.0 turns -0.0 into 0.0 (in place: clamped is fresh)
     if overflow == "wrap":
         if counter is not None:
             counter.add(signal, ((codes < lo) | (codes > hi)).sum())
@@ -278,8 +278,11 @@ def requantize(
     float64 integer codes of ``fmt``.
     """
     _check_mode(rounding, overflow)
-    scale = torch.pow(2.0, -torch.as_tensor(shift, dtype=torch.float64))
-    v = codes.to(torch.float64) * scale  # exact: a power-of-two scaling of an exact integer
+    v = codes.to(torch.float64)
+    if isinstance(shift, Tensor):  # exact: a power-of-two scaling of an exact integer
+        v = v * torch.pow(2.0, -shift.to(torch.float64))
+    elif shift != 0:
+        v = v * 2.0 ** -shift
     return apply_overflow(
         round_scaled(v, rounding, generator, u), fmt, overflow, counter=counter, signal=signal
     )

@@ -54,6 +54,7 @@ def train(
     n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
     batch: Annotated[int, Opt(help="trials per batch")] = 32,
     optimizer: Annotated[str, Opt(help="adam or sgd (float backend)")] = "adam",
+    lr_decay: Annotated[str, Opt(help="lr schedule of the float optimiser: none or cosine (to 0)")] = "none",
     feedback: Annotated[str, Opt(help="e-prop feedback: symmetric or random")] = "symmetric",
     dt: Annotated[float, Opt(help="time step (units of tau)")] = 0.5,
     tau: Annotated[float, Opt(help="membrane time constant")] = 1.0,
@@ -83,7 +84,8 @@ def train(
     config = TrainConfig(
         task=task, rule=rule, gain=tuple(gain) if len(gain) > 1 else gain[0],
         lr=tuple(lr) if len(lr) > 1 else lr[0], iters=iters, seeds=seeds, seed=seed,
-        n_hidden=n_hidden, batch=batch, optimizer=optimizer, feedback=feedback, dt=dt, tau=tau,
+        n_hidden=n_hidden, batch=batch, optimizer=optimizer, lr_decay=lr_decay, feedback=feedback,
+        dt=dt, tau=tau,
         bits=bits, profile=profile, profile_overrides=overrides, log_every=log_every,
         floss_iters=floss_iters, floss_k=floss_k, floss_variant=floss_variant, le_warmup=le_warmup,
         device=device,

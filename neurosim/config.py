@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from neurosim.errors import InputError
-from neurosim.optim import OPTIMIZERS
+from neurosim.optim import LR_DECAYS, OPTIMIZERS
 from neurosim.rules import RULES
 from neurosim.tasks import TASKS
 
@@ -40,6 +40,7 @@ class TrainConfig:
     batch: int = 32
     iters: int = 2000
     optimizer: str = "adam"
+    lr_decay: str = "none"
     feedback: str = "symmetric"
     dt: float = 0.5
     tau: float = 1.0
@@ -59,6 +60,7 @@ class TrainConfig:
         _choice("task", self.task, TASKS)
         _choice("rule", self.rule, RULES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("lr_decay", self.lr_decay, LR_DECAYS)
         _choice("feedback", self.feedback, FEEDBACKS)
         _choice("floss_variant", self.floss_variant, FLOSS_VARIANTS)
         for name in ("seeds", "n_hidden", "batch", "iters", "log_every", "final_window", "floss_k",
@@ -87,6 +89,8 @@ class TrainConfig:
             raise ConfigError(f"bits must be an integer in [2, 32], got {self.bits!r}")
         if self.fixed_point and len(self.lrs) > 1:
             raise ConfigError("lr: fixed point learns at 2^-lr_shift; sweep lr_shift, not lr")
+        if self.fixed_point and self.lr_decay != "none":
+            raise ConfigError("lr_decay: fixed point learns at a constant 2^-lr_shift; use lr_decay none")
         if self.profile_overrides and not self.fixed_point:
             raise ConfigError("precision overrides need bits or profile")
         if self.device not in ("cpu", "cuda"):

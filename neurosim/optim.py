@@ -2,10 +2,13 @@
 
 Adam (Kingma & Ba 2015, the same update and defaults as ``torch.optim.Adam``) and plain SGD.
 Both act element by element, so a network updates the same alone or inside an ensemble;
-``lr`` is a tensor (E,) so one ensemble can hold a whole learning-rate grid.
+``lr`` is a tensor (E,) so one ensemble can hold a whole learning-rate grid. An lr schedule
+(:data:`LR_DECAYS`) scales every network's lr by the same factor of the step number.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -13,15 +16,34 @@ from torch import Tensor
 from neurosim.model import Params
 
 OPTIMIZERS = ("adam", "sgd")
+LR_DECAYS = ("none", "cosine")
+
+
+def lr_factor(decay: str, step: int, total: int) -> float:
+    """The lr multiplier of update ``step`` (0-based) of ``total``: 1 for ``none``; for
+    ``cosine`` ``½(1 + cos(π·step/total))``, from 1 at the first update towards 0 at the last."""
+    if decay == "none":
+        return 1.0
+    if decay == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / total))
+    raise ValueError(f"unknown lr decay {decay!r}; choose one of {', '.join(LR_DECAYS)}")
 
 
 class Optimizer:
-    """``step(params, grads) -> new params``; ``frozen`` (E,) bool networks are left unchanged."""
+    """``step(params, grads) -> new params``; ``frozen`` (E,) bool networks are left unchanged.
 
-    def __init__(self, kind: str, lr: Tensor, betas=(0.9, 0.999), eps: float = 1e-8):
+    ``decay`` over ``total`` steps scales the lr per :func:`lr_factor` (``total`` is needed
+    only for a decay other than ``none``).
+    """
+
+    def __init__(self, kind: str, lr: Tensor, betas=(0.9, 0.999), eps: float = 1e-8, *,
+                 decay: str = "none", total: int = 1):
         if kind not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
+        lr_factor(decay, 0, total)  # validates decay
         self.kind, self.lr, self.betas, self.eps = kind, lr, betas, eps
+        self.decay, self.total = decay, total
+        self.steps = 0  # updates made (the schedule's clock; Adam's t counts the same)
         self.t = 0
         self.m: list[Tensor] | None = None
         self.v: list[Tensor] | None = None
@@ -31,8 +53,10 @@ class Optimizer:
         if frozen is not None and frozen.any():
             keep = (~frozen).to(grads[0])  # dtype and device of the gradients
             grads = Params(*(torch.nan_to_num(g) * keep.view(-1, *[1] * (g.dim() - 1)) for g in grads))
+        factor = lr_factor(self.decay, self.steps, self.total)
+        self.steps += 1
         if self.kind == "sgd":
-            return Params(*(w - self._lr(w) * g for w, g in zip(params, grads, strict=True)))
+            return Params(*(w - self._lr(w, factor) * g for w, g in zip(params, grads, strict=True)))
         b1, b2 = self.betas
         self.t += 1
         if self.m is None:
@@ -46,17 +70,18 @@ class Optimizer:
             self.m[k].mul_(b1).add_((1 - b1) * g)
             self.v[k].mul_(b2).add_((1 - b2) * g * g)
             denom = (self.v[k] / c2).sqrt_().add_(self.eps)
-            new.append(w - (self._lr(w) * (self.m[k] / c1)).div_(denom))  # w itself is never mutated
+            new.append(w - (self._lr(w, factor) * (self.m[k] / c1)).div_(denom))  # w is never mutated
         return Params(*new)
 
-    def _lr(self, w: Tensor) -> Tensor:
-        return self.lr.to(w.dtype).view(-1, *[1] * (w.dim() - 1))
+    def _lr(self, w: Tensor, factor: float) -> Tensor:
+        lr = self.lr.to(w.dtype).view(-1, *[1] * (w.dim() - 1))
+        return lr if factor == 1.0 else lr * factor
 
-    def state(self) -> dict:
-        return {"t": self.t, "m": _copy(self.m), "v": _copy(self.v)}  # copies: the moments mutate
+    def state(self) -> dict:  # copies: the moments mutate
+        return {"t": self.t, "steps": self.steps, "m": _copy(self.m), "v": _copy(self.v)}
 
     def load_state(self, state: dict) -> None:
-        self.t, self.m, self.v = state["t"], state["m"], state["v"]
+        self.t, self.steps, self.m, self.v = state["t"], state["steps"], state["m"], state["v"]
 
 
 def _copy(tensors: list[Tensor] | None) -> list[Tensor] | None:

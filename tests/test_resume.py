@@ -28,7 +28,7 @@ def _tables(out: Path) -> tuple[str, list]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["--bits", "8"]], ids=["float", "fixed8"])
+@pytest.mark.parametrize("extra", [["--lr-decay", "cosine"], ["--bits", "8"]], ids=["float-cosine", "fixed8"])
 def test_sigkilled_train_resumes_to_identical_results(tmp_path, extra):
     reference = tmp_path / "reference"
     subprocess.run(_cmd(reference, extra), check=True, capture_output=True)

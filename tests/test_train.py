@@ -70,7 +70,7 @@ def test_divergent_network_is_marked_and_the_rest_continue():
 @pytest.mark.parametrize(
     "field,value",
     [("task", "xor"), ("rule", "hebb"), ("gain", -0.1), ("iters", 0), ("n_hidden", 0),
-     ("lr", 0.0), ("optimizer", "rmsprop"), ("feedback", "none"), ("bits", 0)],
+     ("lr", 0.0), ("optimizer", "rmsprop"), ("feedback", "none"), ("bits", 0), ("lr_decay", "step")],
 )
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=field):
