@@ -29,6 +29,7 @@ from neurosim.tasks import BatchStream, get_task
 
 Progress = Callable[[int, int], None]
 PROBE_SEED_OFFSET = 7_919  # the probe batch's stream is apart from the training stream
+EXPLODED = 1e3  # a loss this many times the network's first loss counts as diverged
 
 
 @dataclass(frozen=True)
@@ -61,17 +62,25 @@ def members(config: TrainConfig) -> list[Member]:
 
 
 class _Tracker:
-    """Per-network divergence flags and the losses of the last ``window`` iterations."""
+    """Per-network divergence flags and the losses of the last ``window`` iterations.
+
+    A network has diverged when its loss is not finite or exceeds :data:`EXPLODED` times its
+    first loss (an exploding network can stay finite for thousands of iterations, and one loss
+    of 10^5 would otherwise decide which lr looks best). It is frozen from then on.
+    """
 
     def __init__(self, E: int, window: int):
         self.diverged = torch.zeros(E, dtype=torch.bool)
         self.diverged_at: list[int | None] = [None] * E
         self.window = window
         self.recent: list[Tensor] = []
+        self.first: Tensor | None = None
 
     def update(self, it: int, loss: Tensor) -> None:
         loss = loss.detach().cpu()
-        bad = ~torch.isfinite(loss) & ~self.diverged
+        if self.first is None:
+            self.first = loss.double()
+        bad = ~(torch.isfinite(loss) & (loss <= EXPLODED * self.first)) & ~self.diverged
         for e in bad.nonzero().flatten().tolist():
             self.diverged_at[e] = it
         self.diverged |= bad

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from neurosim.config import ConfigError, TrainConfig
-from neurosim.train import train
+from neurosim.train import EXPLODED, _Tracker, train
 
 
 def _final(result, **match):
@@ -82,3 +82,12 @@ def test_ensemble_too_large_for_memory_is_refused_up_front_with_an_estimate(caps
 
     code, _, err = run_cli(["train", "--seeds", "100000", "--n-hidden", "512", "--iters", "1"], capsys)
     assert code == 2 and "GiB" in err and "ensemble too large" in err
+
+
+def test_a_finite_but_exploded_loss_counts_as_diverged():
+    tr = _Tracker(3, window=2)
+    tr.update(0, torch.tensor([1.0, 1.0, 1.0]))
+    tr.update(1, torch.tensor([0.5, EXPLODED * 1.01, EXPLODED * 0.99]))
+    tr.update(2, torch.tensor([0.4, 1.0, float("nan")]))
+    assert tr.diverged.tolist() == [False, True, True]
+    assert tr.diverged_at == [None, 1, 2]
