@@ -69,7 +69,8 @@ from hw_models.fixedpoint import (
     uniform,
 )
 from hw_models.profile import Profile
-from neurosim.model import Params, masked_mse
+from neurosim.model import Params, linear, masked_mse
+from neurosim.rules.forward import contract
 
 WEIGHTS = ("W_h", "W_x", "W_out")
 _F64 = torch.float64
@@ -159,7 +160,7 @@ class FixedPointEngine:
         fa, fb = fr["W_h"] + f.r.frac, fr["W_x"] + f.x.frac
         F = torch.maximum(fa, fb)
         drive = (torch.bmm(r, W["W_h"].mT) * 2.0 ** (F - fa)
-                 + torch.bmm(x_t, W["W_x"].mT) * 2.0 ** (F - fb))
+                 + linear(x_t, W["W_x"]) * 2.0 ** (F - fb))
         I_t = self._q(drive, F - f.h.frac, f.h, "state", "I", rec)
         mix, fm = self._mix(h, f.h.frac, I_t, f.h.frac)
         h = self._q(mix, fm - f.h.frac, f.h, "state", "h", rec)
@@ -217,7 +218,7 @@ class FixedPointEngine:
             for k, post, pre, fg in (("W_h", L, eps, f.L.frac + f.eps.frac),
                                      ("W_x", L, eps_x, f.L.frac + f.eps.frac),
                                      ("W_out", e, r, f.e.frac + f.r.frac)):
-                G = self._q(torch.bmm(post.mT, pre), fg - f.acc.frac, f.acc, "accumulate",
+                G = self._q(contract(post, pre), fg - f.acc.frac, f.acc, "accumulate",
                             f"G_{k}", record)
                 acc[k] = apply_overflow(acc[k] + G, f.acc, p.overflow, counter=self.counter,
                                         signal="acc")
