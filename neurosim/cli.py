@@ -47,14 +47,15 @@ def train(
     task: Annotated[str, Opt(help="romo, 2af or dms")] = "romo",
     rule: Annotated[str, Opt(help="bptt or eprop")] = "eprop",
     gain: Annotated[list[float], Opt(help="initial gain of W_h; repeat for several")] = [1.0],  # noqa: B006
-    lr: Annotated[list[float], Opt(help="learning rate(s) of the float optimiser")] = [1e-3],  # noqa: B006
-    iters: Annotated[int, Opt(help="training iterations")] = 2000,
+    lr: Annotated[list[float], Opt(help="learning rate(s) of the float optimiser")] = [3e-4],  # noqa: B006
+    iters: Annotated[int | None, Opt(help="iterations [default: 10000; 2000 in fixed point]")] = None,
     seeds: Annotated[int, Opt(help="networks per configuration, trained as one ensemble")] = 5,
     seed: Annotated[int, Opt(help="first seed")] = 0,
     n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
     batch: Annotated[int, Opt(help="trials per batch")] = 32,
     optimizer: Annotated[str, Opt(help="adam or sgd (float backend)")] = "adam",
-    lr_decay: Annotated[str, Opt(help="lr schedule of the float optimiser: none or cosine (to 0)")] = "none",
+    lr_decay: Annotated[str | None, Opt(help="lr schedule of the float optimiser: none or cosine (to 0) "
+                                            "[default: cosine; none in fixed point]")] = None,
     feedback: Annotated[str, Opt(help="e-prop feedback: symmetric or random")] = "symmetric",
     dt: Annotated[float, Opt(help="time step (units of tau)")] = 0.5,
     tau: Annotated[float, Opt(help="membrane time constant")] = 1.0,

@@ -28,19 +28,26 @@ def _as_tuple(v) -> tuple:
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything one run needs. ``gain`` and ``lr`` may be tuples: the ensemble is
-    gains × lrs × seeds networks (seeds ``seed .. seed+seeds-1``)."""
+    gains × lrs × seeds networks (seeds ``seed .. seed+seeds-1``).
+
+    ``iters`` and ``lr_decay`` left at ``None`` resolve on construction: a float run trains
+    10000 iterations with a cosine lr decay (e-prop needs both to leave Romo's 0.033 plateau
+    and keep what it found: 8× loss reduction at gain 1.0, lr 3e-4, mean of 5 seeds, vs ~3×
+    at a constant lr), a fixed-point run 2000 iterations at its constant ``2^-lr_shift``
+    (the integer engine is several times slower per iteration).
+    """
 
     task: str = "romo"
     rule: str = "eprop"
     gain: float | tuple[float, ...] = 1.0
-    lr: float | tuple[float, ...] = 1e-3
+    lr: float | tuple[float, ...] = 3e-4
     seeds: int = 5
     seed: int = 0
     n_hidden: int = 64
     batch: int = 32
-    iters: int = 2000
+    iters: int | None = None
     optimizer: str = "adam"
-    lr_decay: str = "none"
+    lr_decay: str | None = None
     feedback: str = "symmetric"
     dt: float = 0.5
     tau: float = 1.0
@@ -57,6 +64,10 @@ class TrainConfig:
     device: str = "cpu"
 
     def __post_init__(self):
+        if self.iters is None:
+            object.__setattr__(self, "iters", 2000 if self.fixed_point else 10000)
+        if self.lr_decay is None:
+            object.__setattr__(self, "lr_decay", "none" if self.fixed_point else "cosine")
         _choice("task", self.task, TASKS)
         _choice("rule", self.rule, RULES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)

@@ -72,7 +72,7 @@ def _mutate(path: str, value) -> dict:
         ("overflow", "clip", "overflow = 'clip'"),
         ("schedule", "never", "schedule = 'never'"),
         ("weight_scale", "log", "weight_scale = 'log'"),
-        ("lr_shift", -1, "lr_shift = -1"),
+        ("lr_shift", -9, "lr_shift = -9"),
         ("lr_shift", 1.5, "lr_shift = 1.5"),
         ("seed", True, "seed = True"),
         ("description", "", "description"),

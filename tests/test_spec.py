@@ -39,6 +39,7 @@ STRESS = {
     "narrow_wrapping": dict(
         overflow="wrap", rounding="nearest_even", x="s3.2", h="s4.2", r="u3.2", y="s4.3", e="s8.7",
         L="s8.7", acc="s10.6", lr_shift=1),
+    "left_shift_lr": dict(lr_shift=-2),  # lr 4: the update shift shrinks, still a right shift
 }
 CASES = list_profiles() + [f"stress:{name}" for name in STRESS]
 

@@ -20,14 +20,15 @@ def _initial(result):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rule,factor", [("bptt", 5), ("eprop", 2)])
-def test_romo_gain_one_loss_falls(rule, factor):
-    """BPTT falls > 5× in 1500 iterations (measured ~40×). e-prop falls ~3× in 1500 and ~4×
-    in 5000 (Adam, lr 3e-4, mean of seeds): the 5× of the issue is not reached in a CI budget,
-    so this asserts the 2× that it reliably reaches."""
-    config = TrainConfig(rule=rule, gain=1.0, lr=3e-4, iters=1500, seeds=3, log_every=50)
+@pytest.mark.parametrize("rule", ["bptt", "eprop"])
+def test_romo_gain_one_loss_falls_5x_on_the_defaults(rule):
+    """The defaults (Adam, lr 3e-4 with cosine decay, 10000 iterations) take both rules' mean
+    loss down ≥ 5× on Romo at gain 1.0. Measured: e-prop 8× over seeds 0-4 (per seed 4.3-38×),
+    ~11× over the 3 seeds here; at a constant lr e-prop finds solutions and loses them again."""
+    config = TrainConfig(rule=rule, gain=1.0, seeds=3, log_every=100)
+    assert (config.iters, config.lr_decay) == (10000, "cosine")
     result = train(config)
-    assert _final(result) < _initial(result) / factor
+    assert _final(result) < _initial(result) / 5
 
 
 @pytest.mark.parametrize("task", ["2af", "dms"])
