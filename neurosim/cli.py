@@ -71,6 +71,7 @@ def train(
     le_warmup: Annotated[int, Opt(help="steps left out of the Lyapunov average")] = 0,
     log_every: Annotated[int, Opt(help="log the loss every k iterations")] = 10,
     device: Annotated[str, Opt(help="cpu, or cuda for the float backends on a GPU")] = "cpu",
+    threads: Annotated[int, Opt(help="torch intra-op threads (more pay off for large ensembles)")] = 1,
     out: Annotated[Path | None, Opt(help="run directory (default runs/<time>-train-...)")] = None,
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
     resume: Annotated[bool, Opt(help="continue a killed run of the same --out from its checkpoint")] = False,
@@ -89,7 +90,7 @@ def train(
         dt=dt, tau=tau,
         bits=bits, profile=profile, profile_overrides=overrides, log_every=log_every,
         floss_iters=floss_iters, floss_k=floss_k, floss_variant=floss_variant, le_warmup=le_warmup,
-        device=device,
+        device=device, threads=threads,
     )
     if resume and out is None:
         raise InputError("--resume needs the --out of the run to continue")
