@@ -220,8 +220,8 @@ class FixedPointEngine:
                                      ("W_out", e, r, f.e.frac + f.r.frac)):
                 G = self._q(contract(post, pre), fg - f.acc.frac, f.acc, "accumulate",
                             f"G_{k}", record)
-                acc[k] = apply_overflow(acc[k] + G, f.acc, p.overflow, counter=self.counter,
-                                        signal="acc")
+                acc[k] = apply_overflow(acc[k].add_(G), f.acc, p.overflow, counter=self.counter,
+                                        signal="acc", inplace=True)
             if p.schedule == "per_step" or t == T - 1:
                 self._update(acc, record)
             ys.append(y)
@@ -249,7 +249,7 @@ class FixedPointEngine:
             self._nonzero[k] += nonzero.flatten(1).sum(1)
             self._stalled[k] += (nonzero & (dW == 0)).flatten(1).sum(1)
             self.W[k] = apply_overflow(self.W[k] - dW, fmt, p.overflow, counter=self.counter,
-                                       signal=k)
+                                       signal=k, inplace=True)
             if rec is not None:
                 rec.setdefault(f"acc_{k}", []).append(acc[k].clone())
                 rec.setdefault(f"d{k}", []).append(dW)

@@ -120,6 +120,6 @@ def integer_floss_step(engine, x: Tensor, *, warmup: int = 0, record: dict | Non
     shift = fg + f.acc.frac + p_.lr_shift - fW
     dW = engine._q(G_code.view(E, 1, 1) * acc, shift, f.W_h, "weight_update", "dW_h_floss", rec)  # F9
     engine.W["W_h"] = apply_overflow(engine.W["W_h"] - dW, f.W_h, p_.overflow, counter=engine.counter,
-                                     signal="W_h")
+                                     signal="W_h", inplace=True)
     lam_val = lam * 2.0**-fg
     return lam_val**2

@@ -17,6 +17,7 @@ from hw_models.fixedpoint import (
     CounterRNG,
     QFormat,
     SaturationCounter,
+    apply_overflow,
     hash32,
     network_key,
     quantize,
@@ -203,3 +204,23 @@ def test_quantize_values_are_codes_times_lsb():
     assert torch.equal(q, quantize_codes(x, fmt) * 2.0**-7)
     assert (q - x.clamp(fmt.min_code * fmt.lsb, fmt.max_code * fmt.lsb)).abs().max() <= fmt.lsb / 2
     assert math.isclose(fmt.lsb, 2.0**-7)
+
+
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+def test_apply_overflow_leaves_its_input_alone_unless_told(overflow):
+    fmt = QFormat(True, 4, 0)  # codes -8 .. 7
+    codes = torch.tensor([-0.0, 3.0, 7.0, 8.0, -9.0, -8.0], dtype=torch.float64)
+    kept = codes.clone()
+    counter = SaturationCounter()
+    out = apply_overflow(codes, fmt, overflow, counter=counter, signal="s")
+    expected = {"saturate": [0.0, 3.0, 7.0, 7.0, -8.0, -8.0],
+                "wrap": [0.0, 3.0, 7.0, -8.0, 7.0, -8.0]}[overflow]
+    assert out.tolist() == expected and not torch.signbit(out[0])  # -0.0 became 0.0
+    assert torch.equal(codes, kept) and torch.signbit(codes[0])  # the input is untouched
+    assert counter.as_dict() == {"s": 2}
+    in_place = apply_overflow(codes, fmt, overflow, inplace=True)
+    assert in_place.data_ptr() == codes.data_ptr() and in_place.tolist() == expected
+    in_range = torch.tensor([-8.0, 7.0], dtype=torch.float64)
+    counter = SaturationCounter()
+    assert apply_overflow(in_range, fmt, overflow, counter=counter, signal="s").tolist() == [-8.0, 7.0]
+    assert counter.as_dict() == {"s": 0}  # listed, nothing counted
