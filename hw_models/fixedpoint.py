@@ -212,24 +212,25 @@ def uniform(shape: Sequence[int], generator: CounterRNG | None = None) -> Tensor
     return generator.draws(shape).to(torch.float64) * 2.0**-32
 
 
+_ONE_OP = {"nearest_even": torch.round, "floor": torch.floor, "trunc": torch.trunc}
+
+
 def round_scaled(
-    v: Tensor, rounding: str, generator: CounterRNG | None = None, u: Tensor | None = None
+    v: Tensor, rounding: str, generator: CounterRNG | None = None, u: Tensor | None = None,
+    *, inplace: bool = False,
 ) -> Tensor:
     """Round float64 ``v`` (already in units of the target LSB) to integers, per ``rounding``.
 
     ``stochastic`` uses the draws ``u`` (shape of ``v``) if given, else draws them from
-    ``generator`` with :func:`uniform`.
+    ``generator`` with :func:`uniform`. ``inplace``: ``v`` is fresh and may hold the result
+    (used by the modes that are one operation).
     """
-    if rounding == "nearest_even":
-        return torch.round(v)
+    if rounding in _ONE_OP:
+        return _ONE_OP[rounding](v, out=v) if inplace else _ONE_OP[rounding](v)
     if rounding == "nearest_away":
         a = v.abs()
         fl = torch.floor(a)
         return torch.sign(v) * (fl + (a - fl >= 0.5).to(v.dtype))  # a - ⌊a⌋ is exact
-    if rounding == "floor":
-        return torch.floor(v)
-    if rounding == "trunc":
-        return torch.trunc(v)
     if rounding == "stochastic":
         fl = torch.floor(v)
         u = uniform(v.shape, generator) if u is None else u
@@ -292,13 +293,14 @@ def requantize(
     """
     _check_mode(rounding, overflow)
     v = codes.to(torch.float64)
+    fresh = v is not codes  # a converted copy is ours to overwrite
     if isinstance(shift, Tensor):  # exact: a power-of-two scaling of an exact integer
-        v = v * torch.pow(2.0, -shift.to(torch.float64))
+        v, fresh = v * torch.pow(2.0, -shift.to(torch.float64)), True
     elif shift != 0:
-        v = v * 2.0 ** -shift
+        v, fresh = v * 2.0 ** -shift, True
     return apply_overflow(
-        round_scaled(v, rounding, generator, u), fmt, overflow, counter=counter, signal=signal,
-        inplace=True,
+        round_scaled(v, rounding, generator, u, inplace=fresh), fmt, overflow, counter=counter,
+        signal=signal, inplace=True,
     )
 
 
