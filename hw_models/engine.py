@@ -47,7 +47,8 @@ Operations, in this order (rounding group in brackets, overflow-counter name aft
  so far, in the order of the operations above. Initial weights are quantized with ``nearest_even``.
 
 With ``weight_scale = "pow2"`` the exponent s of a matrix is the smallest integer with
-``2·max|W_init| <= max_code · 2^-frac · 2^s`` (one bit of headroom for learning).
+``2^headroom · max|W_init| <= max_code · 2^-frac · 2^s`` (the profile's headroom bits per matrix
+leave room for learning to grow the weights).
 """
 
 from __future__ import annotations
@@ -76,11 +77,11 @@ WEIGHTS = ("W_h", "W_x", "W_out")
 _F64 = torch.float64
 
 
-def pow2_exponent(W: Tensor, fmt: QFormat) -> list[int]:
-    """Per-network exponent s of W (E, ...): least s with 2·max|W_e| <= max_code·lsb·2^s."""
+def pow2_exponent(W: Tensor, fmt: QFormat, headroom: int) -> list[int]:
+    """Per-network exponent s of W (E, ...): least s with 2^headroom·max|W_e| <= max_code·lsb·2^s."""
     top = fmt.max_code * fmt.lsb
     return [
-        0 if m == 0 else math.ceil(math.log2(2 * m / top))
+        0 if m == 0 else math.ceil(math.log2(2**headroom * m / top))
         for m in W.abs().flatten(1).max(1).values.tolist()
     ]
 
@@ -119,7 +120,9 @@ class FixedPointEngine:
         self.W: dict[str, Tensor] = {}  # codes
         for name, W in mats.items():
             fmt = self._wfmt(name)
-            exps = pow2_exponent(W, fmt) if profile.weight_scale == "pow2" else [0] * E
+            # the fixed feedback B never grows: one bit, as for every matrix before headroom
+            room = getattr(profile.headroom, name) if name in WEIGHTS else 1
+            exps = pow2_exponent(W, fmt, room) if profile.weight_scale == "pow2" else [0] * E
             s = torch.tensor(exps, dtype=_F64).view(E, 1, 1)
             self.frac[name] = fmt.frac - s
             self.W[name] = quantize_codes(W.to(_F64) * 2.0**-s, fmt, "nearest_even",

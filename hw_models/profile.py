@@ -19,6 +19,9 @@ Schema (every field required; unknown fields are errors)::
     alpha                leak factor α (and 1-α)
     q, floss_gain        flossing tangent and its growth / global factor
 
+    [headroom]  # bits of range above the initial weights, per matrix (weight_scale "pow2")
+    W_h, W_x, W_out      integers 0..16: s is chosen so that 2^headroom · max|W_init| fits
+
     [rounding]  # nearest_even | nearest_away | floor | trunc | stochastic
     state            x, I, h, r, y
     trace            eps
@@ -36,6 +39,9 @@ Schema (every field required; unknown fields are errors)::
     acc              s(2S).(2S-8)   range ±128
     alpha            u16.16
     rounding         nearest_even everywhere but weight_update = "stochastic"
+    headroom         W_h min(2, N-4), W_x 1, W_out min(4, N-4) bits, at least 1 (the growth
+                     measured in :class:`Headroom`, as far as N bits leave the initial
+                     weights more than a code or two)
     lr_shift 0, schedule per_trial, overflow saturate, seed 0
 
 lr_shift 0 (SGD at lr 1) is calibrated to neurosim's loss: e = ∂L/∂y carries 1/Σm, so e-prop
@@ -62,6 +68,7 @@ SCHEDULES = ("per_step", "per_trial")
 WEIGHT_SCALES = ("fixed", "pow2")
 MAX_LR_SHIFT = 40
 MIN_LR_SHIFT = -8  # a negative shift is a left shift: lr 2 .. 256
+MAX_HEADROOM = 16
 
 
 class ProfileError(InputError):
@@ -89,6 +96,18 @@ class Formats:
 
 
 @dataclass(frozen=True)
+class Headroom:
+    """Bits of range kept above each weight matrix's initial maximum when ``weight_scale`` is
+    ``pow2``. Learning grows weights: float e-prop SGD on Romo (gain 1.0, 10000 iterations)
+    took max|W_out| from 0.125 to ~1.3 and max|W_h| from 0.46 to ~0.8, while W_x stayed; with
+    one bit everywhere the 8-bit engine's W_out saturated at 0.25-0.5."""
+
+    W_h: int
+    W_x: int
+    W_out: int
+
+
+@dataclass(frozen=True)
 class Rounding:
     """Rounding mode of each operation group (see the module docstring)."""
 
@@ -100,6 +119,7 @@ class Rounding:
 
 
 _TOP = ("description", "overflow", "lr_shift", "schedule", "weight_scale", "seed")
+TABLES = ("formats", "rounding", "headroom")
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,7 @@ class Profile:
     description: str
     formats: Formats
     rounding: Rounding
+    headroom: Headroom
     overflow: str
     lr_shift: int
     schedule: str
@@ -121,6 +142,7 @@ class Profile:
         d = {k: getattr(self, k) for k in ("name", *_TOP)}
         d["formats"] = {f.name: str(getattr(self.formats, f.name)) for f in fields(Formats)}
         d["rounding"] = asdict(self.rounding)
+        d["headroom"] = asdict(self.headroom)
         return d
 
     def to_toml(self) -> str:
@@ -128,7 +150,7 @@ class Profile:
         d = self.to_dict()
         lines = [f"# precision profile {self.name}"]
         lines += [f"{k} = {_toml_value(d[k])}" for k in _TOP]
-        for table in ("formats", "rounding"):
+        for table in TABLES:
             lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()]
         return "\n".join(lines) + "\n"
 
@@ -171,12 +193,13 @@ def _format(field: str, value) -> QFormat:
 
 def profile_from_dict(data: dict, name: str) -> Profile:
     """Validate a TOML-shaped dict (see module docstring) into a :class:`Profile`."""
-    _check_keys(data, (*_TOP, "formats", "rounding"), "")
-    for table in ("formats", "rounding"):
+    _check_keys(data, (*_TOP, *TABLES), "")
+    for table in TABLES:
         if not isinstance(data[table], dict):
             raise ProfileError(f"{table} must be a table [{table}]")
     _check_keys(data["formats"], tuple(f.name for f in fields(Formats)), "formats.")
     _check_keys(data["rounding"], tuple(f.name for f in fields(Rounding)), "rounding.")
+    _check_keys(data["headroom"], tuple(f.name for f in fields(Headroom)), "headroom.")
     if not isinstance(data["description"], str) or not data["description"].strip():
         raise ProfileError("description must be a non-empty string")
     return Profile(
@@ -186,6 +209,8 @@ def profile_from_dict(data: dict, name: str) -> Profile:
         rounding=Rounding(
             **{k: _choice(f"rounding.{k}", v, ROUNDINGS) for k, v in data["rounding"].items()}
         ),
+        headroom=Headroom(**{k: _int(f"headroom.{k}", v, 0, MAX_HEADROOM)
+                             for k, v in data["headroom"].items()}),
         overflow=_choice("overflow", data["overflow"], OVERFLOWS),
         lr_shift=_int("lr_shift", data["lr_shift"], MIN_LR_SHIFT, MAX_LR_SHIFT),
         schedule=_choice("schedule", data["schedule"], SCHEDULES),
@@ -230,6 +255,8 @@ def apply_overrides(profile: Profile, **overrides) -> Profile:
             d["formats"][key] = value if isinstance(value, str) else str(value)
         elif key == "rounding":
             d["rounding"]["weight_update"] = value
+        elif key.startswith("headroom_") and key[len("headroom_"):] in d["headroom"]:
+            d["headroom"][key[len("headroom_"):]] = value
         elif key.startswith("rounding_") and key[len("rounding_"):] in d["rounding"]:
             d["rounding"][key[len("rounding_"):]] = value
         else:
@@ -265,5 +292,6 @@ def derive_profile(
             "state": "nearest_even", "trace": "nearest_even", "learning_signal": "nearest_even",
             "accumulate": "nearest_even", "weight_update": "stochastic",
         },
+        "headroom": {"W_h": min(2, max(1, N - 4)), "W_x": 1, "W_out": min(4, max(1, N - 4))},
     }
     return apply_overrides(profile_from_dict(data, f"bits{N}"), **overrides)

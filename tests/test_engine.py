@@ -77,9 +77,9 @@ class Reference:
             fmt = getattr(f, k)
             s = 0
             if prof.weight_scale == "pow2":
-                m = Fraction(float(W.abs().max()))
+                m = Fraction(float(W.abs().max())) * 2 ** getattr(prof.headroom, k)
                 s = -60
-                while 2 * m > fmt.max_code * Fraction(1, 2**fmt.frac) * Fraction(2) ** s:
+                while m > fmt.max_code * Fraction(1, 2**fmt.frac) * Fraction(2) ** s:
                     s += 1
             self.lsb[k] = Fraction(2) ** (s - fmt.frac)
             self.W[k] = np.array([[_round(Fraction(float(w)) / self.lsb[k], "nearest_even", None)
@@ -324,4 +324,5 @@ def test_params_are_the_float_view_of_the_codes():
     for w, w_q, k in zip(params, eng.params(), ("W_h", "W_x", "W_out"), strict=True):
         lsb = 2.0 ** -eng.frac[k]
         assert ((w_q - w).abs() <= lsb / 2).all()
-        assert (w_q.abs().flatten(1).max(1).values <= 64 * lsb.flatten()).all()  # pow2 headroom
+        room = getattr(eng.profile.headroom, k)  # pow2: 2^room · max|W| fits the 127 codes
+        assert (w_q.abs().flatten(1).max(1).values <= 128 / 2**room * lsb.flatten()).all()

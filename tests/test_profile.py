@@ -6,6 +6,7 @@ import tomllib
 
 import pytest
 
+from hw_models.engine import FixedPointEngine
 from hw_models.fixedpoint import QFormat
 from hw_models.profile import (
     ProfileError,
@@ -15,6 +16,7 @@ from hw_models.profile import (
     load_profile,
     profile_from_dict,
 )
+from neurosim.model import init_params
 
 SHIPPED = ["float-like-24", "int16", "int8-stochastic", "int8-nearest", "int4-stochastic",
            "reckon-like", "loihi-like"]
@@ -75,6 +77,8 @@ def _mutate(path: str, value) -> dict:
         ("lr_shift", -9, "lr_shift = -9"),
         ("lr_shift", 1.5, "lr_shift = 1.5"),
         ("seed", True, "seed = True"),
+        ("headroom.W_out", 17, "headroom.W_out = 17"),
+        ("headroom.W_h", None, "missing field headroom.'W_h'"),
         ("description", "", "description"),
     ],
 )
@@ -132,3 +136,14 @@ def test_bad_derivations_name_the_field(kwargs, message):
 def test_overrides_apply_to_named_profiles():
     p = apply_overrides(load_profile("loihi-like"), schedule="per_step", seed=3)
     assert (p.name, p.schedule, p.seed) == ("loihi-like", "per_step", 3)
+
+
+def test_headroom_widens_the_initial_range_by_its_bits():
+    """pow2: each headroom bit halves the initial weights' codes (one more bit of range)."""
+    params = init_params(1, 16, 2, 1.0, ensemble=1, seed=0)
+    base = derive_profile(8, headroom_W_out=1)
+    codes = {room: FixedPointEngine(apply_overrides(base, headroom_W_out=room), params, alpha=0.5).W["W_out"]
+             for room in (1, 3)}
+    top = {room: float(c.abs().max()) for room, c in codes.items()}
+    assert 32 <= top[1] <= 64  # the least s with 2·max|W| <= 127 codes: max|W| in (31.75, 63.5] codes
+    assert top[3] == pytest.approx(top[1] / 4, abs=1)  # two more bits: a quarter of the codes

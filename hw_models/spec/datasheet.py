@@ -81,7 +81,8 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
         f"(format {net['alpha_format']}, α_c + β_c = 2^A)",
         f"- overflow `{p['overflow']}` everywhere; learning rate 2^-{p['lr_shift']}; updates "
         f"`{p['schedule']}`; weight scale `{p['weight_scale']}` with exponents "
-        + ", ".join(f"s({k}) = {v}" for k, v in spec["weight_scale"]["exponents"].items()),
+        + ", ".join(f"s({k}) = {v}" for k, v in spec["weight_scale"]["exponents"].items())
+        + " (headroom bits " + ", ".join(f"{k} {v}" for k, v in p["headroom"].items()) + ")",
         f"- feedback {net['feedback']}", "",
         "## Signals", "",
         "| signal | role | format | frac bits (effective) | shape | storage | bits per unit | total bits "

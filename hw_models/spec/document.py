@@ -8,6 +8,7 @@ document itself (``conventions``), so it needs no other text.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 
 from hw_models.fixedpoint import network_key
@@ -184,8 +185,10 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
         "memory_bits": mem,
         "weight_scale": {
             "mode": p.weight_scale,
-            "rule": "pow2: s is the least integer with 2 · max|W_init| <= max_code · 2^-frac · 2^s; "
-                    "fixed: s = 0. Weight value = code · 2^-(frac - s).",
+            "rule": "pow2: s is the least integer with 2^headroom · max|W_init| <= max_code · 2^-frac "
+                    "· 2^s (headroom per matrix, below; the fixed feedback B uses 1); fixed: s = 0. "
+                    "Weight value = code · 2^-(frac - s).",
+            "headroom": asdict(p.headroom),
             "exponents": dict(net.scale_exp),
             "effective_frac_bits": {k: net.frac(k) for k in WEIGHTS},
             "initial_quantization": "code = nearest_even(W_init · 2^(frac - s)), then overflow",
