@@ -4,6 +4,9 @@
   lr of each (…, gain) group, one line per gain and one panel per combination of the other
   keys that vary (task, rule, flossing, bits, …); n in the legend.
 - ``le_vs_gain.png``: max Lyapunov exponent before and after training vs gain, at the best lr.
+- ``final_loss_vs_gain.png`` (when the sweep has 3 or more gains): final loss at the best lr
+  vs gain, mean ± std over the seeds that did not diverge, one line per rule (and other varying
+  keys), one panel per task (the paper's Fig. 5 layout); log scale.
 - ``final_loss_heatmap.png`` (when the sweep has ``bits``): final loss at the best lr, mean
   over the seeds that did not diverge, over gain (x) × precision (y: ``N bits`` for the
   fixed-point engine, and the float baselines by backend name), one panel per other combination.
@@ -49,7 +52,8 @@ def plot_results(path: Path) -> list[Path]:
     best = [r for r in summary if r.get("best_lr") and r.get("le_before") is not None]
     if best:
         written.append(plot_le_vs_gain(best, figures / "le_vs_gain.png", title=title))
-    return written + ([heat] if heat else [])
+    by_gain = plot_final_loss_vs_gain(summary, figures / "final_loss_vs_gain.png", keys, title=title)
+    return written + [p for p in (by_gain, heat) if p]
 
 
 def _varying(rows: list[dict], keys) -> list[str]:
@@ -102,6 +106,42 @@ def plot_best_lr_curves(curves: list[dict], path: Path, keys=NOT_LR, *, title: s
     return _save(fig, path)
 
 
+def _finite_loss(r: dict) -> bool:
+    return not r["diverged"] and r["final_loss"] is not None and math.isfinite(r["final_loss"])
+
+
+def plot_final_loss_vs_gain(summary: list[dict], path: Path, keys=NOT_LR, *, title: str = "") -> Path | None:
+    """Final loss at the best lr vs gain (mean ± std over non-diverged seeds), one panel per
+    task, one line per combination of the other varying keys; None with fewer than 3 gains."""
+    rows = [r for r in summary if r.get("best_lr") and _finite_loss(r)]
+    if len({r["gain"] for r in rows}) < 3:
+        return None
+    panel_keys = _varying(rows, ["task"])
+    line_keys = _varying(rows, [k for k in keys if k not in ("gain", "task")])
+    panels = _panels(rows, panel_keys)
+    fig, axes = _panel_grid(len(panels))
+    for ax, (values, prow) in zip(axes, panels.items(), strict=True):
+        for combo, lrow in _panels(prow, line_keys).items():
+            pts = defaultdict(list)
+            for r in lrow:
+                pts[r["gain"]].append(r["final_loss"])
+            gains = sorted(pts)
+            mean = np.array([np.mean(pts[g]) for g in gains])
+            std = np.array([np.std(pts[g]) for g in gains])
+            n = max(len(v) for v in pts.values())
+            ax.errorbar(gains, mean, yerr=std, fmt="o-", capsize=3,
+                        label=f"{_title(line_keys, combo) or 'final loss'} (n≤{n})")
+        ax.set_yscale("log")
+        ax.set_xlabel("initial gain")
+        ax.set_ylabel("final loss")
+        ax.set_title(_title(panel_keys, values) or "all", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title + ': ' if title else ''}final loss at the best lr, mean ± std over seeds",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def _precision(r: dict) -> str:
     if r.get("bits") is not None:
         return f"{r['bits']} bits"
@@ -122,7 +162,7 @@ def plot_final_loss_heatmap(summary: list[dict], path: Path, keys=NOT_LR, *, tit
                             key=lambda p: (0, -int(p.split()[0])) if p.endswith(" bits") else (1, p))
         losses = defaultdict(list)
         for r in prow:
-            if not r["diverged"] and r["final_loss"] is not None and math.isfinite(r["final_loss"]):
+            if _finite_loss(r):
                 losses[(_precision(r), r["gain"])].append(r["final_loss"])
         heat = np.array([[np.mean(losses[(p, g)]) if losses[(p, g)] else np.nan for g in gains]
                          for p in precisions])

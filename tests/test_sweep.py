@@ -271,3 +271,17 @@ def test_plot_draws_a_run_directory_and_a_final_loss_heatmap_over_gain_and_bits(
     assert plot_final_loss_heatmap([r for r in rows if r["bits"] is None], tmp_path / "none.png") is None
     with pytest.raises(InputError, match="neither"):
         plot_results(tmp_path)
+
+
+def test_final_loss_vs_gain_draws_one_panel_per_task_and_needs_three_gains(tmp_path):
+    from neurosim.plots_sweep import plot_final_loss_vs_gain
+
+    rows = [{"backend": "float", "rule": rule, "task": task, "gain": g, "bits": None, "profile": None,
+             "flossing": "off", "lr": 1e-3, "seed": s, "final_loss": 0.01 * g + 0.001 * s,
+             "diverged": False, "best_lr": True}
+            for task in ("romo", "dms") for rule in ("bptt", "eprop") for g in (0.2, 0.6, 1.0)
+            for s in (0, 1)]
+    drawn = plot_final_loss_vs_gain(rows, tmp_path / "by_gain.png")
+    assert drawn.stat().st_size > 1000
+    assert plot_final_loss_vs_gain([r for r in rows if r["gain"] != 0.6], tmp_path / "two.png") is None
+    assert not (tmp_path / "two.png").exists()
