@@ -43,8 +43,7 @@ class Optimizer:
         lr_factor(decay, 0, total)  # validates decay
         self.kind, self.lr, self.betas, self.eps = kind, lr, betas, eps
         self.decay, self.total = decay, total
-        self.steps = 0  # updates made (the schedule's clock; Adam's t counts the same)
-        self.t = 0
+        self.t = 0  # updates made: Adam's bias-correction step and the schedule's clock
         self.m: list[Tensor] | None = None
         self.v: list[Tensor] | None = None
 
@@ -53,12 +52,11 @@ class Optimizer:
         if frozen is not None and frozen.any():
             keep = (~frozen).to(grads[0])  # dtype and device of the gradients
             grads = Params(*(torch.nan_to_num(g) * keep.view(-1, *[1] * (g.dim() - 1)) for g in grads))
-        factor = lr_factor(self.decay, self.steps, self.total)
-        self.steps += 1
+        factor = lr_factor(self.decay, self.t, self.total)
+        self.t += 1
         if self.kind == "sgd":
             return Params(*(w - self._lr(w, factor) * g for w, g in zip(params, grads, strict=True)))
         b1, b2 = self.betas
-        self.t += 1
         if self.m is None:
             self.m = [torch.zeros_like(g) for g in grads]
             self.v = [torch.zeros_like(g) for g in grads]
@@ -78,10 +76,10 @@ class Optimizer:
         return lr if factor == 1.0 else lr * factor
 
     def state(self) -> dict:  # copies: the moments mutate
-        return {"t": self.t, "steps": self.steps, "m": _copy(self.m), "v": _copy(self.v)}
+        return {"t": self.t, "m": _copy(self.m), "v": _copy(self.v)}
 
     def load_state(self, state: dict) -> None:
-        self.t, self.steps, self.m, self.v = state["t"], state["steps"], state["m"], state["v"]
+        self.t, self.m, self.v = state["t"], state["m"], state["v"]
 
 
 def _copy(tensors: list[Tensor] | None) -> list[Tensor] | None:
