@@ -29,6 +29,7 @@ spec is loaded, so an unknown key, an empty list or an invalid value anywhere in
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -40,6 +41,8 @@ from pathlib import Path
 
 from neurosim.config import TrainConfig
 from neurosim.errors import InputError
+from neurosim.tasks import get_task
+from neurosim.train import check_against_task
 
 ENSEMBLE_KEYS = ("gain", "lr", "seed")
 NULLABLE = ("bits", "profile")  # "none" in TOML (which has no null) means None
@@ -266,10 +269,12 @@ def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
 
 
 def _config(kw: dict, where: str) -> TrainConfig:
-    """TrainConfig(**kw) plus the checks training would do later (fixed-point rule, profile)."""
+    """TrainConfig(**kw) plus the checks training would do later (fixed-point rule, profile,
+    the task's trial length against memory and ``le_warmup``)."""
     at = f" (grid cell {where})" if where else ""
     try:
         config = TrainConfig(**kw)
+        check_against_task(config, _task(config.task, config.dt / config.tau))
         if config.fixed_point:
             if config.rule != "eprop":
                 raise SweepError(f"rule {config.rule!r}: fixed point (bits/profile) trains with eprop only")
@@ -279,6 +284,11 @@ def _config(kw: dict, where: str) -> TrainConfig:
     except TypeError as err:  # a value of the wrong type that TrainConfig compared with a number
         raise SweepError(f"{err}{at}") from None
     return config
+
+
+@functools.cache
+def _task(name: str, dt: float):
+    return get_task(name, dt=dt)
 
 
 _PROFILE_CACHE: set = set()

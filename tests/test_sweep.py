@@ -75,6 +75,7 @@ def test_command_line_assignments_make_grid_lists_and_fixed_values():
     ("[grids]\ngain = [1.0]", "grids"),
     ("[fixed]\ngain = 1.0", "grid"),
     ("[grid]\ngain = [1.0, 1.0]", "gain"),
+    ("[grid]\nle_warmup = [0, 56]", "le_warmup"),  # Romo has 56 steps
 ])
 def test_bad_sweep_is_an_input_error_naming_the_key_and_writes_nothing(tmp_path, text, word):
     path, out = _toml(tmp_path, text), tmp_path / "out"
