@@ -258,18 +258,17 @@ def apply_overflow(
     if overflow not in OVERFLOWS:
         raise ValueError(f"unknown overflow {overflow!r}; choose one of {', '.join(OVERFLOWS)}")
     out = codes if inplace else codes.clone()
+    left = 0  # elements outside the range
     if codes.numel():
         low, high = torch.aminmax(codes)
         if not (low >= lo and high <= hi):  # also when NaN: then the modes below keep it
-            outside = (codes < lo) | (codes > hi)
-            if counter is not None:
-                counter.add(signal, int(torch.count_nonzero(outside)))
+            left = int(torch.count_nonzero((codes < lo) | (codes > hi)))
             if overflow == "saturate":
                 out.clamp_(lo, hi)
             else:  # wrap
                 out.sub_(lo).remainder_(2.0**fmt.word).add_(lo)
     if counter is not None:
-        counter.add(signal, 0)  # the signal is listed even when nothing left the range
+        counter.add(signal, left)  # listed even when nothing left the range
     return out.add_(0.0)  # + 0.0 turns -0.0 into 0.0
 
 
