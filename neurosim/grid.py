@@ -41,8 +41,8 @@ from pathlib import Path
 
 from neurosim.config import TrainConfig
 from neurosim.errors import InputError
+from neurosim.resources import check_trial
 from neurosim.tasks import get_task
-from neurosim.train import check_against_task
 
 ENSEMBLE_KEYS = ("gain", "lr", "seed")
 NULLABLE = ("bits", "profile")  # "none" in TOML (which has no null) means None
@@ -269,12 +269,12 @@ def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
 
 
 def _config(kw: dict, where: str) -> TrainConfig:
-    """TrainConfig(**kw) plus the checks training would do later (fixed-point rule, profile,
-    the task's trial length against memory and ``le_warmup``)."""
+    """TrainConfig(**kw) plus the checks training would do later that do not depend on the
+    machine (fixed-point rule, profile, trial length and ``le_warmup``)."""
     at = f" (grid cell {where})" if where else ""
     try:
         config = TrainConfig(**kw)
-        check_against_task(config, _task(config.task, config.dt / config.tau))
+        check_trial(config, _trial_steps(config.task, config.dt / config.tau))
         if config.fixed_point:
             if config.rule != "eprop":
                 raise SweepError(f"rule {config.rule!r}: fixed point (bits/profile) trains with eprop only")
@@ -287,8 +287,8 @@ def _config(kw: dict, where: str) -> TrainConfig:
 
 
 @functools.cache
-def _task(name: str, dt: float):
-    return get_task(name, dt=dt)
+def _trial_steps(name: str, dt: float) -> int:
+    return get_task(name, dt=dt).n_steps
 
 
 _PROFILE_CACHE: set = set()

@@ -2,8 +2,9 @@
 
 The estimate counts the large tensors of one training iteration, per network:
 states, rates, traces and learning signals over the trial, (T · B · N) values each, and
-the parameters with their optimiser moments, (N² + N·n_in + n_out·N) values each. BPTT keeps
-the autograd graph of the whole trial, about 12 such (T, B, N) tensors; e-prop about 8;
+the parameters with their optimiser moments, (N² + N·n_in + n_out·N) values each. BPTT is
+counted at 12 such (T, B, N) tensors (an estimate from when it kept autograd's graph; its
+explicit backward now reuses e-prop's buffers, so 12 is generous); e-prop about 8;
 the fixed-point engine works in float64 (×2 bytes) and keeps about 14 per step. The factors
 are deliberately generous: the guard is there to refuse an ensemble that would be killed for
 memory, not to predict RSS to the byte.
@@ -44,12 +45,20 @@ def estimate_bytes(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> 
     return total
 
 
-def check_memory(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> None:
-    """Raise :class:`ConfigError` if a trial is absurdly long, or with the estimate if the run
-    would not fit in memory."""
+def check_trial(config: TrainConfig, n_steps: int) -> None:
+    """Raise :class:`ConfigError` if a trial of ``n_steps`` is absurdly long or ``le_warmup``
+    does not leave a step of it. Machine-independent: sweeps run it for every cell up front."""
     if n_steps > MAX_STEPS:
         raise ConfigError(f"dt/tau = {config.dt / config.tau:.3g} gives {n_steps} steps per trial, more "
                           f"than {MAX_STEPS}; use a larger dt or a smaller tau")
+    if config.le_warmup >= n_steps:
+        raise ConfigError(f"le_warmup must be below the trial length ({n_steps} steps of "
+                          f"{config.task}), got {config.le_warmup}")
+
+
+def check_memory(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> None:
+    """Raise :class:`ConfigError` with the estimate if the run would not fit in this machine's
+    memory (checked where the run trains: a sweep's cells may run on other machines)."""
     need, have = estimate_bytes(config, n_steps, n_in, n_out), available_bytes()
     if need > FRACTION_OF_AVAILABLE * have:
         E = len(config.gains) * len(config.lrs) * config.seeds

@@ -23,7 +23,7 @@ from neurosim.backends import Backend, make_backends
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.lyapunov import max_lyapunov
 from neurosim.model import Params, alpha_from, init_params
-from neurosim.resources import check_memory
+from neurosim.resources import check_memory, check_trial
 from neurosim.results import atomic_write
 from neurosim.tasks import BatchStream, get_task
 
@@ -90,22 +90,15 @@ class _Tracker:
         return torch.stack(self.recent).mean(0)
 
 
-def check_against_task(config: TrainConfig, task) -> None:
-    """The checks that need the task's trial length: memory and trial length
-    (:func:`~neurosim.resources.check_memory`) and ``le_warmup`` below the trial length."""
-    check_memory(config, task.n_steps, task.n_in, task.n_out)
-    if config.le_warmup >= task.n_steps:
-        raise ConfigError(f"le_warmup must be below the trial length ({task.n_steps} steps of "
-                          f"{config.task}), got {config.le_warmup}")
-
-
 class _Run:
     """The mutable state of one run: everything a checkpoint must hold to resume exactly."""
 
     def __init__(self, config: TrainConfig):
         self.config = config
         self.task = get_task(config.task, dt=config.dt / config.tau)
-        check_against_task(config, self.task)
+        n_steps = self.task.n_steps  # a sampled trial for the neurogym tasks: ask once
+        check_trial(config, n_steps)
+        check_memory(config, n_steps, self.task.n_in, self.task.n_out)
         self.alpha = alpha_from(config.dt, config.tau)
         self.ens = members(config)
         seeds = sorted({m.seed for m in self.ens})
