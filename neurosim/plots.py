@@ -71,6 +71,20 @@ def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Pa
     return Path(path)
 
 
+def by_gain(rows: list[dict], col: str) -> tuple[list, np.ndarray, np.ndarray, int] | None:
+    """``col`` over the rows grouped by gain: (gains sorted, mean, std, most rows per gain);
+    rows without a value are left out; None when none has one."""
+    pts = defaultdict(list)
+    for r in rows:
+        if r.get(col) is not None:
+            pts[r["gain"]].append(r[col])
+    if not pts:
+        return None
+    gains = sorted(pts)
+    return (gains, np.array([np.mean(pts[g]) for g in gains]), np.array([np.std(pts[g]) for g in gains]),
+            max(len(v) for v in pts.values()))
+
+
 def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:
     """Max Lyapunov exponent vs initial gain, before (and after, where present) training:
     mean ± std over seeds at each gain, one line per configuration that varies among backend,
@@ -81,16 +95,10 @@ def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:
         sub = [r for r in rows if tuple(r.get(k) for k in keys) == combo]
         name = ", ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))
         for col, style in (("le_before", "o--"), ("le_after", "s-")):
-            pts = defaultdict(list)
-            for r in sub:
-                if r.get(col) is not None:
-                    pts[r["gain"]].append(r[col])
-            if not pts:
+            stats = by_gain(sub, col)
+            if stats is None:
                 continue
-            gains = sorted(pts)
-            mean = np.array([np.mean(pts[g]) for g in gains])
-            std = np.array([np.std(pts[g]) for g in gains])
-            n = max(len(v) for v in pts.values())
+            gains, mean, std, n = stats
             label = f"{name + ', ' if name else ''}{col.removeprefix('le_')} training (n={n})"
             ax.errorbar(gains, mean, yerr=std, fmt=style, capsize=3, label=label)
     ax.axhline(0, color="grey", lw=0.8)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from neurosim.errors import InputError
-from neurosim.plots import draw_band, group_curves, plot_le_vs_gain, plt
+from neurosim.plots import by_gain, draw_band, group_curves, plot_le_vs_gain, plt
 from neurosim.results import load_run
 from neurosim.sweep import NOT_LR, extra_keys, load_sweep_dir, mark_best_lr, mark_curves
 
@@ -122,13 +122,7 @@ def plot_final_loss_vs_gain(summary: list[dict], path: Path, keys=NOT_LR, *, tit
     fig, axes = _panel_grid(len(panels))
     for ax, (values, prow) in zip(axes, panels.items(), strict=True):
         for combo, lrow in _panels(prow, line_keys).items():
-            pts = defaultdict(list)
-            for r in lrow:
-                pts[r["gain"]].append(r["final_loss"])
-            gains = sorted(pts)
-            mean = np.array([np.mean(pts[g]) for g in gains])
-            std = np.array([np.std(pts[g]) for g in gains])
-            n = max(len(v) for v in pts.values())
+            gains, mean, std, n = by_gain(lrow, "final_loss")
             ax.errorbar(gains, mean, yerr=std, fmt="o-", capsize=3,
                         label=f"{_title(line_keys, combo) or 'final loss'} (n≤{n})")
         ax.set_yscale("log")
