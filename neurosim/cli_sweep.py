@@ -62,7 +62,8 @@ def sweep(
 
 
 def plot(path: Annotated[Path, typer.Argument(help="a sweep or run directory")]) -> None:
-    """Learning curves (mean ± std at the best lr) and, with bits, a final-loss heatmap."""
+    """Learning curves (mean ± std at the best lr), max LE vs gain, final loss vs gain (3+ gains)
+    and, with bits, a final-loss heatmap."""
     from neurosim.plots_sweep import plot_results
 
     _report_figures(plot_results(path))
