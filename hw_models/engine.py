@@ -141,33 +141,40 @@ class FixedPointEngine:
         return getattr(self.profile.formats, "W_out" if name == "B" else name)
 
     # -- the one rounding point every operation goes through ---------------------------------
-    def _q(self, v: Tensor, shift, fmt: QFormat, group: str, signal: str, rec) -> Tensor:
+    def _q(self, v: Tensor, shift, fmt: QFormat, group: str, signal: str, rec,
+           fresh: bool = False) -> Tensor:
+        """Requantize ``v`` (``fresh``: a new tensor this step made, overwritten in place)."""
         rounding = getattr(self.profile.rounding, group)
         u = uniform(v.shape, self.rng) if rounding == "stochastic" else None
         if rec is not None and u is not None:
             rec.setdefault(f"u_{signal}", []).append(u)
         return requantize(v, shift, fmt, rounding, self.profile.overflow, u=u,
-                          counter=self.counter, signal=signal)
+                          counter=self.counter, signal=signal, inplace=fresh)
 
-    def _mix(self, a: Tensor, fa: int, b: Tensor, fb: int) -> tuple[Tensor, int]:
-        """Exact ``α_c a + β_c b`` aligned to the larger fraction; returns (sum, its fraction)."""
-        F = max(fa, fb)
-        total = self.alpha_c * a * 2.0 ** (F - fa) + self.beta_c * b * 2.0 ** (F - fb)
-        return total, F + self.profile.formats.alpha.frac
+    def _mix(self, a: Tensor, fa: int, b: Tensor, fb: int, f_out: int) -> Tensor:
+        """``α_c a + β_c b`` (codes of fractions fa, fb) in units of 2^-f_out, a fresh tensor.
+
+        The same real number as the integer sum aligned to the larger fraction F, shifted right
+        by F + A - f_out: each term is an exact integer product times a power of two, and their
+        sum is representable (the bound is checked), so the one IEEE add is exact too.
+        """
+        A = self.profile.formats.alpha.frac
+        v = torch.mul(a, self.alpha_c * 2.0 ** (f_out - fa - A))
+        return v.add_(b, alpha=self.beta_c * 2.0 ** (f_out - fb - A))
 
     def advance(self, h: Tensor, r: Tensor, x_raw: Tensor, rec: dict | None = None):
         """Operations 0-3 of one step: (x_t, I, h_{t+1}, r_{t+1}) codes from h_t, r_t codes and
         the float input x_t (E, B, n_in). Shared by training and flossing."""
         f, W, fr = self.profile.formats, self.W, self.frac
         x_t = self._q(x_raw.to(_F64), -f.x.frac, f.x, "state", "x", rec)
-        fa, fb = fr["W_h"] + f.r.frac, fr["W_x"] + f.x.frac
-        F = torch.maximum(fa, fb)
-        drive = (torch.bmm(r, W["W_h"].mT) * 2.0 ** (F - fa)
-                 + linear(x_t, W["W_x"]) * 2.0 ** (F - fb))
-        I_t = self._q(drive, F - f.h.frac, f.h, "state", "I", rec)
-        mix, fm = self._mix(h, f.h.frac, I_t, f.h.frac)
-        h = self._q(mix, fm - f.h.frac, f.h, "state", "h", rec)
-        r = self._q(h.clamp_min(0), f.h.frac - f.r.frac, f.r, "state", "r", rec)
+        fh = f.h.frac
+        # W_h r_t + W_x x_t in units of 2^-f_h: both products scaled by per-network powers of
+        # two, exact as in _mix (the same number as the sum aligned to the larger fraction)
+        drive = torch.bmm(r, W["W_h"].mT).mul_(2.0 ** (fh - fr["W_h"] - f.r.frac))
+        drive.add_(linear(x_t, W["W_x"] * 2.0 ** (fh - fr["W_x"] - f.x.frac)))
+        I_t = self._q(drive, 0, f.h, "state", "I", rec, fresh=True)
+        h = self._q(self._mix(h, fh, I_t, fh, fh), 0, f.h, "state", "h", rec, fresh=True)
+        r = self._q(h.clamp_min(0), fh - f.r.frac, f.r, "state", "r", rec, fresh=True)
         return x_t, I_t, h, r
 
     def floss_step(self, x: Tensor, *, warmup: int = 0, record: dict | None = None) -> Tensor:
@@ -208,21 +215,22 @@ class FixedPointEngine:
             x_t, I_t, h, r = self.advance(h, r, x[t], record)
             y_star = self._q(target[t].to(_F64), -f.y.frac, f.y, "state", "target", record)
             y = self._q(torch.bmm(r, W["W_out"].mT), fr["W_out"] + f.r.frac - f.y.frac, f.y,
-                        "state", "y", record)
+                        "state", "y", record, fresh=True)
             e = self._q((y - y_star) * w[t], f.y.frac - f.e.frac, f.e, "learning_signal",
-                        "e", record)
+                        "e", record, fresh=True)
             Bm, fB = (W["B"], fr["B"]) if "B" in W else (W["W_out"].mT, fr["W_out"])
-            L = self._q((h > 0) * torch.bmm(e, Bm.mT), fB + f.e.frac - f.L.frac, f.L,
-                        "learning_signal", "L", record)
-            mix, fm = self._mix(eps, f.eps.frac, r_prev, f.r.frac)
-            eps = self._q(mix, fm - f.eps.frac, f.eps, "trace", "eps", record)
-            mix, fm = self._mix(eps_x, f.eps.frac, x_t, f.x.frac)
-            eps_x = self._q(mix, fm - f.eps.frac, f.eps, "trace", "eps_x", record)
+            L = self._q(torch.bmm(e, Bm.mT).mul_(h > 0), fB + f.e.frac - f.L.frac, f.L,
+                        "learning_signal", "L", record, fresh=True)
+            fe = f.eps.frac
+            eps = self._q(self._mix(eps, fe, r_prev, f.r.frac, fe), 0, f.eps, "trace", "eps",
+                          record, fresh=True)
+            eps_x = self._q(self._mix(eps_x, fe, x_t, f.x.frac, fe), 0, f.eps, "trace", "eps_x",
+                            record, fresh=True)
             for k, post, pre, fg in (("W_h", L, eps, f.L.frac + f.eps.frac),
                                      ("W_x", L, eps_x, f.L.frac + f.eps.frac),
                                      ("W_out", e, r, f.e.frac + f.r.frac)):
                 G = self._q(contract(post, pre), fg - f.acc.frac, f.acc, "accumulate",
-                            f"G_{k}", record)
+                            f"G_{k}", record, fresh=True)
                 acc[k] = apply_overflow(acc[k].add_(G), f.acc, p.overflow, counter=self.counter,
                                         signal="acc", inplace=True)
             if p.schedule == "per_step" or t == T - 1:

@@ -283,20 +283,22 @@ def requantize(
     u: Tensor | None = None,
     counter: SaturationCounter | None = None,
     signal: str = "value",
+    inplace: bool = False,
 ) -> Tensor:
     """Shift exact integer ``codes`` right by ``shift`` bits with ``rounding``, then ``overflow``.
 
     ``shift`` may be negative (a left shift, exact) or a tensor broadcasting against
-    ``codes`` (per-network shifts); ``generator``/``u`` as in :func:`round_scaled`. Returns
+    ``codes`` (per-network shifts); ``generator``/``u`` as in :func:`round_scaled`.
+    ``inplace``: ``codes`` is a fresh float64 tensor the caller gives up (saves a copy). Returns
     float64 integer codes of ``fmt``.
     """
     _check_mode(rounding, overflow)
     v = codes.to(torch.float64)
-    fresh = v is not codes  # a converted copy is ours to overwrite
-    if isinstance(shift, Tensor):  # exact: a power-of-two scaling of an exact integer
-        v, fresh = v * torch.pow(2.0, -shift.to(torch.float64)), True
-    elif shift != 0:
-        v, fresh = v * 2.0 ** -shift, True
+    fresh = inplace or v is not codes  # a converted copy is ours to overwrite
+    if isinstance(shift, Tensor) or shift != 0:  # exact: a power-of-two scaling of an integer
+        scale = (torch.pow(2.0, -shift.to(torch.float64)) if isinstance(shift, Tensor)
+                 else 2.0 ** -shift)
+        v, fresh = (v.mul_(scale) if fresh else v * scale), True
     return apply_overflow(
         round_scaled(v, rounding, generator, u, inplace=fresh), fmt, overflow, counter=counter,
         signal=signal, inplace=True,
