@@ -49,7 +49,8 @@ def line(title: str, r: dict) -> str:
         return f"{title}: skipped: {r['skipped']}"
     dims = f"E={r['E']} N={r['N']} B={r['B']} T={r['T']}"
     ceiling = f"; at 100% of peak it would be {r['ceiling']:.1f}x" if "ceiling" in r else ""
-    return f"{title}: {r['ratio']:.2f}x (goal {r['goal']}{ceiling}; {dims})"
+    floor = (f"; its float64 matrix products alone take {r['floor']:.1f}x" if "floor" in r else "")
+    return f"{title}: {r['ratio']:.2f}x (goal {r['goal']}{ceiling}{floor}; {dims})"
 
 
 def main(argv: list[str] | None = None) -> dict:
