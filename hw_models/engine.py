@@ -39,7 +39,10 @@ Operations, in this order (rounding group in brackets, overflow-counter name aft
     W in (W_h, W_x, W_out):
       ΔW = Q_W(acc >> (f_acc + lr_shift - f_W))          [weight_update]    → dW_h, dW_x, dW_out
       W  = overflow_W(W - ΔW)                                               → W_h, W_x, W_out
-      acc = 0
+      acc = 0                       (accumulator "clear")
+      acc = acc - (ΔW << shift)     (accumulator "carry": what the update did not apply stays;
+                                     exact, and within acc's range, as |acc - (ΔW << shift)| <= |acc|
+                                     or < 2^shift)
  A ``stochastic`` operation draws one ``u = d · 2^-32`` per element of its result (element i in
  row-major order within network e's result) from network e's counter-based generator
  (:class:`~hw_models.fixedpoint.CounterRNG`, stream ``profile.seed``, seed ``seed_e``):
@@ -69,7 +72,7 @@ from hw_models.fixedpoint import (
     requantize,
     uniform,
 )
-from hw_models.profile import Profile
+from hw_models.profile import Profile, ProfileError
 from neurosim.model import Params, linear, masked_mse
 from neurosim.rules.forward import contract
 
@@ -133,6 +136,15 @@ class FixedPointEngine:
         self.rng = CounterRNG(seeds, stream=profile.seed)
         self.bounds = worst_case_bounds(f, self.frac, (N, n_in, n_out), self.alpha_c, self.beta_c)
         self.max_batch = check_exact(self.bounds, f"profile {profile.name!r} with N={N}")
+        if profile.accumulator == "carry":
+            for k in WEIGHTS:
+                shift = self._update_shift(k)
+                if (shift < 0).any():
+                    raise ProfileError(
+                        f"accumulator 'carry' needs f_acc + lr_shift >= f_{k} (a right shift into "
+                        f"the weight); profile {profile.name!r} shifts {k}'s update by "
+                        f"{int(shift.min())}")
+        self.acc = {k: torch.zeros_like(self.W[k]) for k in WEIGHTS}  # persists with "carry"
         self.counter = SaturationCounter()
         self._nonzero = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
         self._stalled = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
@@ -208,7 +220,7 @@ class FixedPointEngine:
         h = torch.zeros(E, B, N, dtype=_F64)
         r, eps = torch.zeros_like(h), torch.zeros_like(h)
         eps_x = torch.zeros(E, B, x.shape[-1], dtype=_F64)
-        acc = {k: torch.zeros_like(W[k]) for k in WEIGHTS}
+        acc = self.acc
         ys = []
         for t in range(T):
             r_prev = r
@@ -249,12 +261,17 @@ class FixedPointEngine:
         y_val = torch.stack(ys) * 2.0**-f.y.frac
         return masked_mse(y_val, target.to(_F64), m)
 
+    def _update_shift(self, k: str) -> Tensor:
+        """Right shift (E, 1, 1) from accumulator codes to weight-change codes of matrix k."""
+        return self.profile.formats.acc.frac + self.profile.lr_shift - self.frac[k]
+
     def _update(self, acc: dict[str, Tensor], rec: dict | None) -> None:
-        """Step 9: ΔW = Q_W(acc >> (f_acc + lr_shift - f_W)), W -= ΔW, acc = 0."""
+        """Step 9: ΔW = Q_W(acc >> (f_acc + lr_shift - f_W)), W -= ΔW, then acc = 0 (clear) or
+        acc -= ΔW << shift (carry)."""
         p = self.profile
         for k in WEIGHTS:
             fmt = self._wfmt(k)
-            shift = p.formats.acc.frac + p.lr_shift - self.frac[k]
+            shift = self._update_shift(k)
             dW = self._q(acc[k], shift, fmt, "weight_update", f"d{k}", rec)
             nonzero = acc[k] != 0
             self._nonzero[k] += nonzero.flatten(1).sum(1)
@@ -264,12 +281,16 @@ class FixedPointEngine:
             if rec is not None:
                 rec.setdefault(f"acc_{k}", []).append(acc[k].clone())
                 rec.setdefault(f"d{k}", []).append(dW)
-            acc[k].zero_()
+            if p.accumulator == "carry":
+                acc[k].sub_(dW * torch.pow(2.0, shift))
+            else:
+                acc[k].zero_()
 
     def state(self) -> dict:
         """Everything a checkpoint needs to resume bit-exactly: codes, RNG states, counters."""
         return {
             "W": {k: v.clone() for k, v in self.W.items()},
+            "acc": {k: v.clone() for k, v in self.acc.items()},
             "rng": self.rng.state(),
             "counters": self.counter.as_dict(),
             "nonzero": {k: v.clone() for k, v in self._nonzero.items()},
@@ -279,6 +300,7 @@ class FixedPointEngine:
     def load_state(self, state: dict) -> None:
         """Resume from :meth:`state` (same profile, shapes and ensemble)."""
         self.W = {k: v.clone() for k, v in state["W"].items()}
+        self.acc = {k: v.clone() for k, v in state["acc"].items()}
         self.rng.set_state(state["rng"])
         self.counter = SaturationCounter()
         for k, v in state["counters"].items():

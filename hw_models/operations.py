@@ -198,7 +198,8 @@ def step_ops(net: Network) -> list[dict]:
 
 
 def update_ops(net: Network) -> list[dict]:
-    """Operations U1..U9 of one weight update, in order (three per matrix)."""
+    """Operations U1..U9 of one weight update, in order (three per matrix; the third clears
+    the accumulator or, with ``accumulator = "carry"``, keeps what the update did not apply)."""
     p, ops, n = net.profile, [], 1
     for k in WEIGHTS:
         acc = _ref(net, f"acc_{k}", "memory")
@@ -211,8 +212,16 @@ def update_ops(net: Network) -> list[dict]:
                     "operands": [_ref(net, k, "memory"), _ref(net, f"d{k}", "this_step")],
                     "equation": f"{k} = overflow_{k}({k} - d{k})", "overflow": p.overflow, "counter": k,
                     "intermediate_bits": signed_bits(2 * net.fmt(k).max_abs_code)})
-        ops.append({"id": f"U{n + 2}", "kind": "clear", "result": f"acc_{k}", "shape": list(net.dims(k)),
-                    "equation": f"acc_{k} = 0"})
+        if p.accumulator == "carry":
+            ops.append({"id": f"U{n + 2}", "kind": "carry", "result": f"acc_{k}",
+                        "result_format": str(net.fmt("acc")), "result_frac_bits": net.frac("acc"),
+                        "shape": list(net.dims(k)), "operands": [acc, _ref(net, f"d{k}", "this_step")],
+                        "left_shift": shift, "equation": f"acc_{k} = acc_{k} - (d{k} << {shift})",
+                        "intermediate_bits": signed_bits(net.fmt("acc").max_abs_code
+                                                         + net.fmt(k).max_abs_code * 2**shift)})
+        else:
+            ops.append({"id": f"U{n + 2}", "kind": "clear", "result": f"acc_{k}",
+                        "shape": list(net.dims(k)), "equation": f"acc_{k} = 0"})
         n += 3
     for op in ops:
         op["phase"] = "update"

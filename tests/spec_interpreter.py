@@ -164,6 +164,9 @@ class Interpreter:
                 self.record(name, self.mem[name], "update")
             elif op["kind"] == "clear":
                 self.mem[name] = np.zeros_like(self.mem[name])
+            elif op["kind"] == "carry":
+                acc, dW = (self.read(r, t) for r in op["operands"])
+                self.mem[name] = acc - dW * (1 << op["left_shift"])
 
     def run(self) -> dict[str, np.ndarray]:
         """Every trial of the golden run; returns arrays shaped like the golden ones."""
@@ -173,11 +176,11 @@ class Interpreter:
                     and not op["result"].startswith("G_")]
         T, trials = self.dims["T"], self.spec["golden"]["trials"]
         counts = []
+        for k in ("W_h", "W_x", "W_out"):  # zero before the first trial, then persistent
+            self.mem[f"acc_{k}"] = np.zeros_like(self.mem[k])
         for self.trial in range(trials):
             zeros = {s: np.zeros(self.shape(self.fmt[s]["shape"]), dtype=np.int64) for s in per_step}
             self.prev = dict(zeros)
-            for k in ("W_h", "W_x", "W_out"):
-                self.mem[f"acc_{k}"] = np.zeros_like(self.mem[k])
             mask = self.inputs["mask"][self.trial]
             self.w = mask / max(mask.sum(), 1.0)
             for t in range(T):

@@ -12,7 +12,7 @@ import torch
 from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
 from hw_models.fixedpoint import QFormat
-from hw_models.profile import Profile, apply_overrides, derive_profile, load_profile
+from hw_models.profile import Profile, ProfileError, apply_overrides, derive_profile, load_profile
 from neurosim.model import Params, init_params
 
 
@@ -274,6 +274,39 @@ def test_int8_nearest_stalls_and_int8_stochastic_does_not():
     # unbiased: each rounding error has mean 0 and variance p(1-p) (p = fractional part), so
     # the summed error has std sqrt(var); 5 std bounds it (a false alarm is < 1e-6 likely)
     assert abs(drift) < 5 * math.sqrt(var)
+
+
+def test_carry_keeps_what_nearest_rounding_drops():
+    """int8-nearest at lr 2^-6 drops every update (above); with ``accumulator = "carry"`` the
+    dropped part stays in the accumulator, exactly: each update's accumulator is the remainder
+    the previous update left plus this trial's gradient sum (measured by a clearing engine with
+    the same weights), the remainder is at most half an LSB, and the sub-LSB updates add up to
+    whole-LSB weight changes."""
+    params = init_params(2, 16, 2, 1.0, ensemble=2, seed=0)
+    x, target, mask = _batch(T=20, E=2, B=8, n_in=2, n_out=2)
+    nearest = apply_overrides(load_profile("int8-nearest"), lr_shift=6)
+    carry = FixedPointEngine(apply_overrides(nearest, accumulator="carry"), params, alpha=0.5)
+    W0 = carry.W["W_h"].clone()
+    shift = carry.profile.formats.acc.frac + 6 - carry.frac["W_h"]
+    remainder = torch.zeros_like(W0)
+    for _ in range(30):
+        clear = FixedPointEngine(nearest, params, alpha=0.5)
+        clear.W = {k: v.clone() for k, v in carry.W.items()}
+        fresh: dict = {}
+        clear.train_step(x, target, mask, record=fresh)
+        rec: dict = {}
+        carry.train_step(x, target, mask, record=rec)
+        assert torch.equal(rec["acc_W_h"][0], remainder + fresh["acc_W_h"][0])
+        remainder = rec["acc_W_h"][0] - rec["dW_h"][0] * 2.0**shift
+        assert torch.equal(carry.acc["W_h"], remainder)
+        assert (remainder.abs() <= 2.0 ** (shift - 1)).all()
+    assert not torch.equal(carry.W["W_h"], W0)  # the clearing engine never moves (test above)
+
+
+def test_carry_with_a_left_shift_into_the_weights_is_refused():
+    prof = derive_profile(8, accumulator="carry", acc="s16.4", lr_shift=-1)
+    with pytest.raises(ProfileError, match="accumulator 'carry' needs f_acc"):
+        FixedPointEngine(prof, init_params(2, 8, 2, 1.0, ensemble=1), alpha=0.5)
 
 
 # ---- (e) determinism and the ensemble axis ---------------------------------------------------

@@ -40,6 +40,9 @@ STRESS = {
         overflow="wrap", rounding="nearest_even", x="s3.2", h="s4.2", r="u3.2", y="s4.3", e="s8.7",
         L="s8.7", acc="s10.6", lr_shift=1),
     "left_shift_lr": dict(lr_shift=-2),  # lr 4: the update shift shrinks, still a right shift
+    # the accumulator keeps the remainder across updates (and trials): both schedules
+    "carry_nearest": dict(accumulator="carry", rounding="nearest_even", lr_shift=4),
+    "carry_stochastic_per_step": dict(accumulator="carry", schedule="per_step", lr_shift=2),
 }
 CASES = list_profiles() + [f"stress:{name}" for name in STRESS]
 

@@ -40,12 +40,13 @@ def c_header(net: Network, *, steps: int, trials: int, network_seed: int, title:
         f"#define EPROP_T {steps}", f"#define EPROP_TRIALS {trials}", f"#define EPROP_MAXEL {maxel}",
         f"#define EPROP_OVERFLOW EPROP_{p.overflow.upper()}",
         f"#define EPROP_PER_STEP {int(p.schedule == 'per_step')}",
+        f"#define EPROP_CARRY {int(p.accumulator == 'carry')}",
         f"#define EPROP_ALPHA_C {_i64(net.alpha_c)}", f"#define EPROP_BETA_C {_i64(net.beta_c)}",
         f"#define EPROP_STREAM_SEED UINT32_C({p.seed & 0xFFFFFFFF})",
         f"#define EPROP_NETWORK_SEED UINT64_C({network_seed % 2**64})", "",
     ]
     for op in ops:
-        if op["kind"] == "clear":
+        if op["kind"] in ("clear", "carry"):  # carry's shift is its dW operation's SHIFT
             continue
         name, fmt = op["result"], net.fmt(op["result"])
         lines.append(f"/* {op['id']}: {op['equation']} */")

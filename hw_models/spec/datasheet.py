@@ -35,10 +35,11 @@ def _op_rows(ops: list[dict]) -> list[str]:
             widths = f"{op['product_bits']} / {op['intermediate_bits']}"
         else:
             widths = f"– / {op['intermediate_bits']}"
-        shift = op.get("shift", "")
+        shift = f"<< {op['left_shift']}" if op["kind"] == "carry" else op.get("shift", "")
         rounding = f"{op['rounding']} ({op['rounding_group']})" if "rounding" in op else "–"
         rows.append(f"| {op['id']} | `{op['equation']}` | {_operand_text(op)} | {widths} | {shift} "
-                    f"| {rounding} | {op['overflow']} | {op['result']} {op['result_format']} |")
+                    f"| {rounding} | {op.get('overflow', 'none')} | {op['result']} "
+                    f"{op['result_format']} |")
     return rows
 
 
@@ -80,7 +81,8 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
         f"- leak α = {net['alpha']}: α_c = {net['alpha_code']}, β_c = {net['beta_code']} "
         f"(format {net['alpha_format']}, α_c + β_c = 2^A)",
         f"- overflow `{p['overflow']}` everywhere; learning rate 2^-{p['lr_shift']}; updates "
-        f"`{p['schedule']}`; weight scale `{p['weight_scale']}` with exponents "
+        f"`{p['schedule']}`, accumulator `{p['accumulator']}`; weight scale `{p['weight_scale']}` "
+        "with exponents "
         + ", ".join(f"s({k}) = {v}" for k, v in spec["weight_scale"]["exponents"].items())
         + " (headroom bits " + ", ".join(f"{k} {v}" for k, v in p["headroom"].items()) + ")",
         f"- feedback {net['feedback']}", "",

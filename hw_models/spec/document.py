@@ -15,7 +15,7 @@ from hw_models.fixedpoint import network_key
 from hw_models.operations import COUNTERS, WEIGHTS, Network, elements, step_ops, update_ops
 from hw_models.spec.golden import GoldenRun
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 SCHEMA_ID = "neurosim-eprop-weight-update-spec"
 
 # name → (role, storage class, description)
@@ -83,6 +83,9 @@ CONVENTIONS = {
     "accumulate": "result = overflow(result + operand), no rounding",
     "subtract": "W = overflow(W - dW), no rounding",
     "clear": "result = 0",
+    "carry": "result = operands[0] - operands[1] · 2^left_shift, exact and never out of range "
+             "(|acc - (dW << s)| <= |acc|, or < 2^s when dW is in range): the accumulator keeps "
+             "what the update did not apply",
     "counter": "every overflow (saturation or wrap) of an operation adds 1 per element to the "
                "named counter in 'overflow_counters'",
 }
@@ -203,12 +206,13 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
         },
         "trial": {
             "start": "h, r, eps, eps_x start at 0 (their previous_step values at t = 0); "
-                     "acc_W_h, acc_W_x, acc_W_out = 0",
+                     "acc_W_h, acc_W_x, acc_W_out are 0 before the first trial",
             "w": "w[t, b] = mask[t, b] / max(Σ_{t, b} mask, 1), binary64 division (mask values are "
                  "0 or 1, so the sum is exact)",
             "loop": "for t = 0..T-1: the step operations in order, then the update operations if "
                     "the schedule says so",
-            "persistent": "weights and the generator counter carry over to the next trial",
+            "persistent": "weights, accumulators (0 after a 'clear' update, the remainder after "
+                          "a 'carry' one) and the generator counter carry over to the next trial",
         },
         "rng": rng_section(net, seed),
         "operations": {"step": step_ops(net), "update": update_ops(net)},

@@ -188,7 +188,8 @@ void eprop_init(eprop_net *net, const int64_t *W_h, const int64_t *W_x, const in
 #define B EPROP_B
 #define SH(v, k) ((v) * ((int64_t)1 << (k))) /* exact left shift of a signed value */
 
-/* U1..U9: dW = Q_W(acc >> (f_acc + lr_shift - f_W)); W = overflow(W - dW); acc = 0 */
+/* U1..U9: dW = Q_W(acc >> (f_acc + lr_shift - f_W)); W = overflow(W - dW); then acc = 0, or with
+ * EPROP_CARRY acc = acc - (dW << (f_acc + lr_shift - f_W)), the part the update did not apply */
 static void update_one(eprop_net *net, const op_t *dop, const op_t *wop, int64_t *W, int64_t *acc,
                        int n, const char *acc_name, eprop_emit_fn emit, void *ctx)
 {
@@ -198,7 +199,7 @@ static void update_one(eprop_net *net, const op_t *dop, const op_t *wop, int64_t
     emit(ctx, dop->name, dW, n, dop->word);
     for (int i = 0; i < n; i++) {
         W[i] = overflow(W[i] - dW[i], wop->lo, wop->hi, wop->word, &net->counters[wop->counter]);
-        acc[i] = 0;
+        acc[i] = EPROP_CARRY ? acc[i] - SH(dW[i], dop->shift) : 0;
     }
     emit(ctx, wop->name, W, n, wop->word);
 }
