@@ -135,7 +135,7 @@ def _count(net: Network, ops: list[dict]) -> tuple[Counter, int]:
             ops_c[f"round {wide}"] += n_out
             if op["stochastic"]:
                 ops_c["hash32"] += n_out + 2
-        elif op["kind"] in ("accumulate", "subtract"):
+        elif op["kind"] in ("accumulate", "subtract", "carry"):  # carry: acc - (dW << s)
             ops_c[f"add {net.fmt(op['result']).word}"] += n_out
             traffic += 2 * n_out * net.fmt(op["result"]).word  # read-modify-write
     return ops_c, traffic

@@ -308,7 +308,7 @@ def _cell_id(labels: dict, config: TrainConfig) -> str:
     """A readable, stable directory name: the cell's grid values and a hash of its config."""
     digest = hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True, default=list).encode()).hexdigest()
     slug = "_".join(f"{k}-{label_text(v)}" for k, v in labels.items())
-    slug = re.sub(r"[^A-Za-z0-9.=_-]+", "", slug)[:80]
+    slug = re.sub(r"[^A-Za-z0-9.=_+-]+", "", slug)[:80]
     return f"{slug}_{digest[:10]}" if slug else f"cell_{digest[:10]}"
 
 

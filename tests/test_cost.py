@@ -65,6 +65,15 @@ def test_stochastic_rounding_costs_draws_and_nearest_does_not():
     assert stoch.energy_pj["per_update"] > nearest.energy_pj["per_update"]
 
 
+def test_carry_costs_one_accumulator_subtract_per_synapse_and_no_memory():
+    N = 16
+    clear, carry = (estimate(load_profile(p), N) for p in ("int8-stochastic", "int8-carry"))
+    syn = N * N + N + 2 * N
+    assert carry.ops_per_update["add 32"] - clear.ops_per_update.get("add 32", 0) == syn
+    assert carry.traffic_bits_per_update - clear.traffic_bits_per_update == 2 * 32 * syn
+    assert carry.memory_bits == clear.memory_bits
+
+
 def test_per_step_updates_multiply_the_update_cost_by_T():
     p = load_profile("int16")
     trial, step = estimate(p, 8), estimate(apply_overrides(p, schedule="per_step"), 8)
