@@ -339,8 +339,9 @@ def test_ensemble_member_equals_the_same_network_alone(name):
         assert torch.equal(ens.W[k][1:2], alone.W[k])
 
 
-def test_state_round_trip_resumes_bit_exactly():
-    prof = load_profile("int8-stochastic")
+@pytest.mark.parametrize("name", ["int8-stochastic", "int8-carry"])  # carry: acc ≠ 0 between trials
+def test_state_round_trip_resumes_bit_exactly(name):
+    prof = load_profile(name)
     params = init_params(2, 8, 2, 1.0, ensemble=2)
     x, target, mask = _batch(T=10, E=2, B=4, n_in=2, n_out=2)
     a = FixedPointEngine(prof, params, alpha=0.5)
@@ -348,7 +349,8 @@ def test_state_round_trip_resumes_bit_exactly():
     b = FixedPointEngine(prof, params, alpha=0.5)
     b.load_state(a.state())
     assert torch.equal(a.train_step(x, target, mask), b.train_step(x, target, mask))
-    assert all(torch.equal(a.W[k], b.W[k]) for k in a.W) and a.counters == b.counters
+    assert all(torch.equal(a.W[k], b.W[k]) and torch.equal(a.acc[k], b.acc[k]) for k in a.W)
+    assert a.counters == b.counters
 
 
 def test_params_are_the_float_view_of_the_codes():
