@@ -6,14 +6,8 @@ from pathlib import Path
 
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.plots import plot_learning_curves
-from neurosim.results import check_output_dir, load_run, write_run
+from neurosim.results import check_output_dir, checkpoint_path, load_run, write_run
 from neurosim.train import Progress, RunResult, train
-
-
-def checkpoint_path(out: Path) -> Path:
-    """Where an unfinished run keeps its checkpoint: a hidden sibling of the run directory."""
-    out = Path(out)
-    return out.parent / f".{out.name}.checkpoint.pt"
 
 
 def run_training(config: TrainConfig, out: Path, *, force: bool = False, resume: bool = False,

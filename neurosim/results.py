@@ -44,6 +44,13 @@ def versions() -> dict[str, str]:
     return out
 
 
+def checkpoint_path(out: Path) -> Path:
+    """Where an unfinished run (or sweep cell) keeps its checkpoint: a hidden sibling of its
+    directory."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoint.pt"
+
+
 def check_output_dir(out: Path, *, force: bool = False) -> None:
     """Refuse an output directory that exists and is not empty (unless ``force``), or
     whose parent cannot be created or written."""

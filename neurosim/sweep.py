@@ -14,7 +14,10 @@ already (``n_hidden``, ``feedback``, …), then the run columns (results.CURVE_F
 
 The sweep-level tables are rebuilt from the finished cells' directories after every cell, so
 they are always consistent, and a sweep killed at any moment (SIGKILL included) and run again
-skips its finished cells and ends with exactly the tables of an uninterrupted run.
+skips its finished cells and ends with exactly the tables of an uninterrupted run. With the
+local executors a cell being trained also checkpoints every 200 iterations
+(``cells/.<cell-id>.checkpoint.pt``), so a killed long cell continues where it was, bit for bit;
+Dask workers may not share the sweep's file system, so their cells restart.
 
 Best learning rate (as the paper chose it): among the networks that differ only in lr and seed,
 the lr with the fewest diverged seeds and then the lowest mean final loss over the others.
@@ -42,6 +45,7 @@ from neurosim.results import (
     CURVE_FIELDS,
     OutputError,
     check_output_dir,
+    checkpoint_path,
     read_csv,
     versions,
     write_csv,
@@ -86,12 +90,14 @@ class SweepResult:
         return [o for o in self.outcomes if o.status == "failed"]
 
 
-def train_cell(config: dict) -> tuple[RunResult, dict]:
-    """Train one cell (runs on a worker): the result and where/how long it ran."""
+def train_cell(job: tuple[dict, str | None]) -> tuple[RunResult, dict]:
+    """Train one cell (runs on a worker): the result and where/how long it ran. ``job`` is the
+    cell's config and its checkpoint path (None: no checkpoints)."""
     import torch
 
+    config, checkpoint = job
     start = time.perf_counter()
-    result = train(TrainConfig.from_dict(config))
+    result = train(TrainConfig.from_dict(config), checkpoint=checkpoint and Path(checkpoint))
     meta = {"seconds": time.perf_counter() - start, "worker": f"{platform.node()}:{os.getpid()}",
             "torch_threads": torch.get_num_threads()}
     return result, meta
@@ -130,6 +136,7 @@ def _run(spec: SweepSpec, out: Path, run, executor_info: dict, progress: Progres
     outcomes: dict[str, CellOutcome] = {}
     for cell in spec.cells:
         if _finished(cells_dir / cell.id, cell.config):
+            checkpoint_path(cells_dir / cell.id).unlink(missing_ok=True)  # killed before removal
             outcomes[cell.id] = tables.add(cell, "resumed")
             if on_cell:
                 on_cell(outcomes[cell.id])
@@ -139,13 +146,17 @@ def _run(spec: SweepSpec, out: Path, run, executor_info: dict, progress: Progres
     total = len(spec.cells)
     if progress:
         progress(len(outcomes), total)
-    for i, value in run(train_cell, [c.config.to_dict() for c in pending]):
+    same_machine = executor_info["kind"] != "dask"
+    jobs = [(c.config.to_dict(), str(checkpoint_path(cells_dir / c.id)) if same_machine else None)
+            for c in pending]
+    for i, value in run(train_cell, jobs):
         cell = pending[i]
         if isinstance(value, BaseException):
             outcomes[cell.id] = CellOutcome(cell, "failed", error=f"{type(value).__name__}: {value}")
         else:
             result, meta = value
             write_run(cells_dir / cell.id, result, force=True, meta={"cell": meta, "labels": cell.labels})
+            checkpoint_path(cells_dir / cell.id).unlink(missing_ok=True)
             outcomes[cell.id] = tables.add(cell, "done")
             tables.write()
         _write_manifest(out, spec, outcomes, executor_info)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from neurosim.api import checkpoint_path
+from neurosim.results import checkpoint_path
 
 ARGS = ["train", "--iters", "80", "--seeds", "2", "--n-hidden", "8", "--batch", "4",
         "--log-every", "5", "--checkpoint-every", "5"]

@@ -183,16 +183,48 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").is_file() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
+def test_a_cell_killed_midway_continues_from_its_checkpoint(tmp_path, monkeypatch):
+    """A long cell checkpoints every 200 iterations; interrupted at 300, the next run trains only
+    the 200 iterations after the checkpoint and ends with the tables of an uninterrupted sweep."""
+    from neurosim.train import _Run
+
+    toml = _toml(tmp_path, "[grid]\ngain = [1.0]\n[fixed]\niters = 400\nseeds = 2\nbatch = 4\n"
+                           "n_hidden = 8\nlog_every = 20\nfinal_window = 5\n")
+    reference = run_sweep(toml, tmp_path / "reference", executor="serial")
+    real, counted = _Run.iteration, []
+
+    def killed_at_300(run):
+        if run.done == 300:
+            raise KeyboardInterrupt  # like a kill: nothing of the cell is written
+        real(run)
+
+    def counting(run):
+        counted.append(run.done)
+        real(run)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(_Run, "iteration", killed_at_300)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(toml, out, executor="serial")
+    checkpoint = out / "cells" / f".{reference.spec.cells[0].id}.checkpoint.pt"
+    assert checkpoint.is_file() and not list((out / "cells").glob("*/summary.json"))
+    monkeypatch.setattr(_Run, "iteration", counting)
+    run_sweep(toml, out, executor="serial")
+    assert counted == list(range(200, 400)) and not checkpoint.exists()
+    for name in ("curves.csv", "summary.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+
+
 def test_failed_cell_is_recorded_and_retried_by_the_next_run(tmp_path, monkeypatch):
     import neurosim.sweep as sweep_mod
 
     toml = _toml(tmp_path, f"[grid]\nrule = ['bptt', 'eprop']\n[fixed]\n{TINY_TOML}")
     real = sweep_mod.train_cell
 
-    def flaky(config):
-        if config["rule"] == "bptt":
+    def flaky(job):
+        if job[0]["rule"] == "bptt":
             raise RuntimeError("node lost")
-        return real(config)
+        return real(job)
 
     monkeypatch.setattr(sweep_mod, "train_cell", flaky)
     first = run_sweep(toml, tmp_path / "out", executor="serial")
