@@ -135,9 +135,14 @@ def _count(net: Network, ops: list[dict]) -> tuple[Counter, int]:
             ops_c[f"round {wide}"] += n_out
             if op["stochastic"]:
                 ops_c["hash32"] += n_out + 2
-        elif op["kind"] in ("accumulate", "subtract", "carry"):  # carry: acc - (dW << s)
+        elif op["kind"] in ("accumulate", "subtract"):
             ops_c[f"add {net.fmt(op['result']).word}"] += n_out
             traffic += 2 * n_out * net.fmt(op["result"]).word  # read-modify-write
+        elif op["kind"] == "carry":  # acc - (dW << s): acc was read for dW already, written here
+            ops_c[f"add {net.fmt(op['result']).word}"] += n_out
+            traffic += n_out * net.fmt(op["result"]).word
+        elif op["kind"] == "clear":  # zeros written over the accumulator
+            traffic += n_out * net.fmt(op["result"]).word
     return ops_c, traffic
 
 
