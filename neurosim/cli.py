@@ -65,6 +65,8 @@ def train(
     state_bits: Annotated[int | None, Opt(help="override: state word bits")] = None,
     rounding: Annotated[str | None, Opt(help="override: weight-update rounding mode")] = None,
     lr_shift: Annotated[int | None, Opt(help="override: learning rate 2^-shift")] = None,
+    accumulator: Annotated[str | None, Opt(help="override: after an update the accumulator is "
+                                                "cleared (clear) or keeps the remainder (carry)")] = None,
     floss_iters: Annotated[int, Opt(help="gradient-flossing iterations before training (paper: 100)")] = 0,
     floss_k: Annotated[int, Opt(help="Lyapunov exponents flossed")] = 1,
     floss_variant: Annotated[str, Opt(help="flossing gradient: local or bptt")] = "local",
@@ -82,7 +84,8 @@ def train(
     from neurosim.config import TrainConfig
 
     overrides = tuple((k, v) for k, v in (("trace_bits", trace_bits), ("state_bits", state_bits),
-                      ("rounding", rounding), ("lr_shift", lr_shift)) if v is not None)
+                      ("rounding", rounding), ("lr_shift", lr_shift), ("accumulator", accumulator))
+                      if v is not None)
     config = TrainConfig(
         task=task, rule=rule, gain=tuple(gain) if len(gain) > 1 else gain[0],
         lr=tuple(lr) if len(lr) > 1 else lr[0], iters=iters, seeds=seeds, seed=seed,
