@@ -145,7 +145,7 @@ class FixedPointEngine:
                         f"the weight); profile {profile.name!r} shifts {k}'s update by "
                         f"{int(shift.min())}")
         self.acc = {k: torch.zeros_like(self.W[k]) for k in WEIGHTS}  # persists with "carry"
-        self.counter = SaturationCounter()
+        self.counter = SaturationCounter(E)
         self._nonzero = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
         self._stalled = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
 
@@ -292,7 +292,7 @@ class FixedPointEngine:
             "W": {k: v.clone() for k, v in self.W.items()},
             "acc": {k: v.clone() for k, v in self.acc.items()},
             "rng": self.rng.state(),
-            "counters": self.counter.as_dict(),
+            "counters": self.counter.state(),
             "nonzero": {k: v.clone() for k, v in self._nonzero.items()},
             "stalled": {k: v.clone() for k, v in self._stalled.items()},
         }
@@ -302,9 +302,7 @@ class FixedPointEngine:
         self.W = {k: v.clone() for k, v in state["W"].items()}
         self.acc = {k: v.clone() for k, v in state["acc"].items()}
         self.rng.set_state(state["rng"])
-        self.counter = SaturationCounter()
-        for k, v in state["counters"].items():
-            self.counter.add(k, v)
+        self.counter = SaturationCounter.from_state(state["counters"])
         self._nonzero = {k: v.clone() for k, v in state["nonzero"].items()}
         self._stalled = {k: v.clone() for k, v in state["stalled"].items()}
 
@@ -316,6 +314,10 @@ class FixedPointEngine:
     def counters(self) -> dict[str, int]:
         """Cumulative saturations/wraps per signal (over the whole ensemble)."""
         return self.counter.as_dict()
+
+    def network_counters(self) -> dict[str, Tensor]:
+        """Cumulative saturations/wraps per signal and network, (E,) each."""
+        return self.counter.per_network()
 
     def stall_counts(self) -> dict[str, tuple[Tensor, Tensor]]:
         """Per matrix: (stalled, nonzero) counts (E,) — weight updates whose accumulated

@@ -119,18 +119,40 @@ class QFormat:
 class SaturationCounter:
     """Cumulative number of saturated or wrapped elements per named signal.
 
-    Counts are kept as 0-dim tensors (no host sync inside the hot loop) and become ints in
-    :meth:`as_dict`.
+    With ``ensemble`` = E, counts are kept per network: the signals' leading axis is the
+    ensemble axis, and :meth:`per_network` gives (E,) tensors. :meth:`as_dict` gives totals.
     """
 
-    def __init__(self):
-        self._counts: dict[str, Tensor | int] = {}
+    def __init__(self, ensemble: int | None = None):
+        self.ensemble = ensemble
+        self._counts: dict[str, Tensor] = {}
 
-    def add(self, signal: str, count: Tensor | int) -> None:
-        self._counts[signal] = self._counts.get(signal, 0) + count
+    def add(self, signal: str, outside: Tensor | None) -> None:
+        """Count the True elements of ``outside`` (a bool mask of the signal; None: none)."""
+        if outside is None:
+            count = torch.zeros(self.ensemble or (), dtype=torch.int64)
+        elif self.ensemble is None:
+            count = torch.count_nonzero(outside)
+        else:
+            count = outside.reshape(self.ensemble, -1).sum(1)
+        self._counts[signal] = self._counts[signal] + count if signal in self._counts else count
 
     def as_dict(self) -> dict[str, int]:
-        return {k: int(v) for k, v in self._counts.items()}
+        """Totals over the ensemble, per signal."""
+        return {k: int(v.sum()) for k, v in self._counts.items()}
+
+    def per_network(self) -> dict[str, Tensor]:
+        """(E,) counts per signal (an ensemble counter only)."""
+        return {k: v.clone() for k, v in self._counts.items()}
+
+    def state(self) -> dict:
+        return {"ensemble": self.ensemble, "counts": self.per_network()}
+
+    @classmethod
+    def from_state(cls, state: dict) -> SaturationCounter:
+        counter = cls(state["ensemble"])
+        counter._counts = {k: v.clone() for k, v in state["counts"].items()}
+        return counter
 
 
 def _check_mode(rounding: str, overflow: str) -> None:
@@ -258,17 +280,17 @@ def apply_overflow(
     if overflow not in OVERFLOWS:
         raise ValueError(f"unknown overflow {overflow!r}; choose one of {', '.join(OVERFLOWS)}")
     out = codes if inplace else codes.clone()
-    left = 0  # elements outside the range
+    outside = None  # the elements outside the range, when there are any
     if codes.numel():
         low, high = torch.aminmax(codes)
         if not (low >= lo and high <= hi):  # also when NaN: then the modes below keep it
-            left = int(torch.count_nonzero((codes < lo) | (codes > hi)))
+            outside = (codes < lo) | (codes > hi)
             if overflow == "saturate":
                 out.clamp_(lo, hi)
             else:  # wrap
                 out.sub_(lo).remainder_(2.0**fmt.word).add_(lo)
     if counter is not None:
-        counter.add(signal, left)  # listed even when nothing left the range
+        counter.add(signal, outside)  # listed even when nothing left the range
     return out.add_(0.0)  # + 0.0 turns -0.0 into 0.0
 
 

@@ -1,9 +1,10 @@
 """Backends the training loop steps: float rules with an optimiser, and the fixed-point engine.
 
 A backend has ``name``, ``bits``, ``profile``, ``train_step(x, target, mask, frozen) -> loss (E,)``
-(the loss of the outputs before the update), ``params() -> Params``, ``counters() -> dict`` and
-``lr_label(lr) -> float``. With a precision (``bits`` or ``profile``) a run pairs the engine with
-float SGD at the same learning rate, same seeds and batches, so the gap is precision alone.
+(the loss of the outputs before the update), ``params() -> Params``, ``counters() -> dict``
+(saturations per signal, (E,) each) and ``lr_label(lr) -> float``. With a precision (``bits``
+or ``profile``) a run pairs the engine with float SGD at the same learning rate, same seeds and
+batches, so the gap is precision alone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Backend(Protocol):
     def train_step(self, x: Tensor, target: Tensor, mask: Tensor, frozen: Tensor) -> Tensor: ...
     def floss_step(self, x: Tensor, *, k: int, variant: str, warmup: int) -> Tensor: ...
     def params(self) -> Params: ...
-    def counters(self) -> dict: ...
+    def counters(self) -> dict[str, Tensor]: ...
     def network_stats(self) -> dict[str, Tensor]: ...
     def lr_label(self, lr: float) -> float: ...
     def state(self) -> dict: ...
@@ -68,7 +69,7 @@ class FloatBackend:
     def params(self) -> Params:
         return self._params
 
-    def counters(self) -> dict:
+    def counters(self) -> dict[str, Tensor]:
         return {}
 
     def network_stats(self) -> dict[str, Tensor]:

@@ -47,8 +47,8 @@ class FixedBackend:
     def params(self) -> Params:
         return self.engine.params().map(lambda w: w.float())
 
-    def counters(self) -> dict:
-        return self.engine.counters
+    def counters(self) -> dict[str, Tensor]:
+        return self.engine.network_counters()
 
     def network_stats(self) -> dict[str, Tensor]:
         return {f"stall_{k}": v for k, v in self.engine.stall_fraction().items()}

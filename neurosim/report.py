@@ -42,7 +42,7 @@ def summary_table(summary: list[dict]) -> None:
         table.add_column(col, justify="right")
     for key, rows in groups.items():
         ok = np.array([r["final_loss"] for r in rows if not r["diverged"]], dtype=float)
-        sats = sum(v for r in rows[:1] for k, v in r.items() if k.startswith("sat_"))
+        sats = sum(v for r in rows for k, v in r.items() if k.startswith("sat_"))
         cells = [str(key[GROUP.index(k)]) for k in varying]
         loss = f"{ok.mean():.4g} ± {ok.std():.2g}" if ok.size else "—"
         table.add_row(*cells, loss, str(len(rows)), str(len(rows) - ok.size), str(sats))

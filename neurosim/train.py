@@ -164,7 +164,7 @@ class _Run:
                     "diverged_at": tr.diverged_at[e],
                     "le_before": float(self.le_before[b.name][e]),
                     "le_after": float(le_after[e]),
-                    **{f"sat_{k}": v for k, v in counters.items()},
+                    **{f"sat_{k}": int(v[e]) for k, v in counters.items()},
                     **{k: float(v[e]) for k, v in stats.items()},
                 })
         return RunResult(self.config, self.curves, summary, {b.name: b.params() for b in self.backends})

@@ -339,6 +339,24 @@ def test_ensemble_member_equals_the_same_network_alone(name):
         assert torch.equal(ens.W[k][1:2], alone.W[k])
 
 
+def test_saturations_are_counted_per_network_as_if_each_ran_alone():
+    prof = derive_profile(6, h="s6.3", r="u5.3", x="s6.3", y="s6.3")  # narrow: states saturate
+    gains = [0.2, 1.0, 2.0]
+    params = init_params(2, 8, 2, gains, ensemble=3, seed=[4, 5, 6])
+    x, target, mask = _batch(T=10, E=3, B=4, n_in=2, n_out=2)
+    ens = FixedPointEngine(prof, params, alpha=0.5, seed=[7, 8, 9])
+    for _ in range(2):
+        ens.train_step(x * 4, target, mask)
+    per_net = ens.network_counters()
+    for e in range(3):
+        alone = FixedPointEngine(prof, params.map(lambda w, e=e: w[e:e + 1]), alpha=0.5, seed=[7 + e])
+        for _ in range(2):
+            alone.train_step(x[:, e:e + 1] * 4, target[:, e:e + 1], mask[:, e:e + 1])
+        assert {k: int(v[e]) for k, v in per_net.items()} == alone.counters
+    assert {k: int(v.sum()) for k, v in per_net.items()} == ens.counters
+    assert per_net["I"].tolist() == sorted(set(per_net["I"].tolist()))  # distinct, growing with the gain
+
+
 @pytest.mark.parametrize("name", ["int8-stochastic", "int8-carry"])  # carry: acc ≠ 0 between trials
 def test_state_round_trip_resumes_bit_exactly(name):
     prof = load_profile(name)

@@ -197,6 +197,14 @@ def test_counter_counts_saturations_and_wraps_per_signal():
     assert counter.as_dict() == {"h": 4, "r": 1}
 
 
+def test_an_ensemble_counter_counts_per_network():
+    counter = SaturationCounter(ensemble=2)
+    x = torch.tensor([[0.0, 10.0, -10.0], [1.0, 0.5, 0.0]])
+    quantize(x, QFormat(True, 4, 1), counter=counter, signal="h")  # range -4 .. 3.5
+    quantize(x * 8, QFormat(True, 4, 1), counter=counter, signal="h")
+    assert counter.per_network()["h"].tolist() == [4, 2] and counter.as_dict() == {"h": 6}
+
+
 def test_quantize_values_are_codes_times_lsb():
     fmt = QFormat(True, 12, 7)
     x = torch.randn(100, dtype=torch.float64)
