@@ -130,6 +130,8 @@ class SaturationCounter:
     def add(self, signal: str, outside: Tensor | None) -> None:
         """Count the True elements of ``outside`` (a bool mask of the signal; None: none)."""
         if outside is None:
+            if signal in self._counts:  # the common case on the hot path: nothing to add
+                return
             count = torch.zeros(self.ensemble or (), dtype=torch.int64)
         elif self.ensemble is None:
             count = torch.count_nonzero(outside)
