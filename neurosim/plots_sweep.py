@@ -25,7 +25,7 @@ import numpy as np
 from neurosim.errors import InputError
 from neurosim.plots import by_gain, draw_band, group_curves, plot_le_vs_gain, plt
 from neurosim.results import load_run
-from neurosim.sweep import NOT_LR, extra_keys, load_sweep_dir, mark_best_lr, mark_curves
+from neurosim.sweep import NOT_LR, extra_keys, load_sweep_dir, mark_best_lr, mark_curves, usable_loss
 
 
 def plot_results(path: Path) -> list[Path]:
@@ -52,8 +52,8 @@ def plot_results(path: Path) -> list[Path]:
     best = [r for r in summary if r.get("best_lr") and r.get("le_before") is not None]
     if best:
         written.append(plot_le_vs_gain(best, figures / "le_vs_gain.png", title=title))
-    by_gain = plot_final_loss_vs_gain(summary, figures / "final_loss_vs_gain.png", keys, title=title)
-    return written + [p for p in (by_gain, heat) if p]
+    vs_gain = plot_final_loss_vs_gain(summary, figures / "final_loss_vs_gain.png", keys, title=title)
+    return written + [p for p in (vs_gain, heat) if p]
 
 
 def _varying(rows: list[dict], keys) -> list[str]:
@@ -106,14 +106,10 @@ def plot_best_lr_curves(curves: list[dict], path: Path, keys=NOT_LR, *, title: s
     return _save(fig, path)
 
 
-def _finite_loss(r: dict) -> bool:
-    return not r["diverged"] and r["final_loss"] is not None and math.isfinite(r["final_loss"])
-
-
 def plot_final_loss_vs_gain(summary: list[dict], path: Path, keys=NOT_LR, *, title: str = "") -> Path | None:
     """Final loss at the best lr vs gain (mean ± std over non-diverged seeds), one panel per
     task, one line per combination of the other varying keys; None with fewer than 3 gains."""
-    rows = [r for r in summary if r.get("best_lr") and _finite_loss(r)]
+    rows = [r for r in summary if r.get("best_lr") and usable_loss(r)]
     if len({r["gain"] for r in rows}) < 3:
         return None
     panel_keys = _varying(rows, ["task"])
@@ -156,7 +152,7 @@ def plot_final_loss_heatmap(summary: list[dict], path: Path, keys=NOT_LR, *, tit
                             key=lambda p: (0, -int(p.split()[0])) if p.endswith(" bits") else (1, p))
         losses = defaultdict(list)
         for r in prow:
-            if _finite_loss(r):
+            if usable_loss(r):
                 losses[(_precision(r), r["gain"])].append(r["final_loss"])
         heat = np.array([[np.mean(losses[(p, g)]) if losses[(p, g)] else np.nan for g in gains]
                          for p in precisions])

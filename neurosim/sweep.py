@@ -197,7 +197,7 @@ def mark_best_lr(summary: list[dict], group_keys: tuple[str, ...] = NOT_LR) -> d
         per[tuple(r.get(k) for k in group_keys)][r["lr"]].append(r)
 
     def score(lr: float, rows: list[dict]) -> tuple:
-        ok = [r["final_loss"] for r in rows if not r["diverged"] and _finite(r["final_loss"])]
+        ok = [r["final_loss"] for r in rows if usable_loss(r)]
         return len(rows) - len(ok), (sum(ok) / len(ok)) if ok else math.inf, lr
 
     best = {g: min(by_lr.items(), key=lambda kv: score(*kv))[0] for g, by_lr in per.items()}
@@ -219,8 +219,10 @@ def extra_keys(grid: dict) -> tuple[str, ...]:
     return tuple(k for k in grid if k not in (*CURVE_FIELDS, "seed"))
 
 
-def _finite(v) -> bool:
-    return isinstance(v, int | float) and math.isfinite(v)
+def usable_loss(row: dict) -> bool:
+    """A summary row whose network did not diverge and has a finite final loss."""
+    v = row["final_loss"]
+    return not row["diverged"] and isinstance(v, int | float) and math.isfinite(v)
 
 
 class _Tables:
