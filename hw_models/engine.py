@@ -138,7 +138,7 @@ class FixedPointEngine:
         self.max_batch = check_exact(self.bounds, f"profile {profile.name!r} with N={N}")
         if profile.accumulator == "carry":
             for k in WEIGHTS:
-                shift = self._update_shift(k)
+                shift = self._update_shift(k, profile.lr_shift)
                 if (shift < 0).any():
                     raise ProfileError(
                         f"accumulator 'carry' needs f_acc + lr_shift >= f_{k} (a right shift into "
@@ -196,9 +196,13 @@ class FixedPointEngine:
         return integer_floss_step(self, x, warmup=warmup, record=record)
 
     def train_step(
-        self, x: Tensor, target: Tensor, mask: Tensor, *, record: dict | None = None
+        self, x: Tensor, target: Tensor, mask: Tensor, *, lr_shift: int | None = None,
+        record: dict | None = None,
     ) -> Tensor:
         """One batch: x (T, E, B, n_in), target (T, E, B, n_out), mask (T, E, B).
+
+        ``lr_shift`` is this trial's learning-rate shift (default the profile's; a decay
+        schedule raises it between trials, never below the profile's, so the carry bound holds).
 
         Returns the float masked-MSE loss (E,) of the outputs y_t computed in this trial (with
         ``per_step`` updates, later outputs already see earlier updates). With ``record`` a
@@ -212,6 +216,9 @@ class FixedPointEngine:
         if B > self.max_batch:
             raise ValueError(f"batch {B} exceeds the largest exact batch {self.max_batch}")
         p, f, W, fr = self.profile, self.profile.formats, self.W, self.frac
+        lr_shift = p.lr_shift if lr_shift is None else lr_shift
+        if lr_shift < p.lr_shift:
+            raise ValueError(f"lr_shift {lr_shift} is below the profile's {p.lr_shift}")
         if record is not None:
             record.update({f"{k}_before": W[k].clone() for k in WEIGHTS})
         m = mask.to(_F64)
@@ -246,7 +253,7 @@ class FixedPointEngine:
                 acc[k] = apply_overflow(acc[k].add_(G), f.acc, p.overflow, counter=self.counter,
                                         signal="acc", inplace=True)
             if p.schedule == "per_step" or t == T - 1:
-                self._update(acc, record)
+                self._update(acc, lr_shift, record)
             ys.append(y)
             if record is not None:
                 for name, v in (("x", x_t), ("target", y_star), ("I", I_t), ("h", h),
@@ -261,17 +268,17 @@ class FixedPointEngine:
         y_val = torch.stack(ys) * 2.0**-f.y.frac
         return masked_mse(y_val, target.to(_F64), m)
 
-    def _update_shift(self, k: str) -> Tensor:
+    def _update_shift(self, k: str, lr_shift: int) -> Tensor:
         """Right shift (E, 1, 1) from accumulator codes to weight-change codes of matrix k."""
-        return self.profile.formats.acc.frac + self.profile.lr_shift - self.frac[k]
+        return self.profile.formats.acc.frac + lr_shift - self.frac[k]
 
-    def _update(self, acc: dict[str, Tensor], rec: dict | None) -> None:
+    def _update(self, acc: dict[str, Tensor], lr_shift: int, rec: dict | None) -> None:
         """Step 9: ΔW = Q_W(acc >> (f_acc + lr_shift - f_W)), W -= ΔW, then acc = 0 (clear) or
         acc -= ΔW << shift (carry)."""
         p = self.profile
         for k in WEIGHTS:
             fmt = self._wfmt(k)
-            shift = self._update_shift(k)
+            shift = self._update_shift(k, lr_shift)
             dW = self._q(acc[k], shift, fmt, "weight_update", f"d{k}", rec)
             nonzero = acc[k] != 0
             self._nonzero[k] += nonzero.flatten(1).sum(1)

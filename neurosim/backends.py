@@ -44,13 +44,14 @@ class FloatBackend:
 
     def __init__(self, params: Params, *, rule: str, alpha: float, optimizer: str, lr: Tensor,
                  feedback: Tensor | None = None, name: str = "float", lr_override: float | None = None,
-                 lr_decay: str = "none", iters: int = 1):
-        """``lr_decay`` schedules the training lr over ``iters`` updates; flossing keeps its own
-        optimiser (moments and a constant lr)."""
+                 lr_decay: str = "none", iters: int = 1, pow2_decay: bool = False):
+        """``lr_decay`` schedules the training lr over ``iters`` updates (in powers of two with
+        ``pow2_decay``, as the engine's shift); flossing keeps its own optimiser (moments and a
+        constant lr)."""
         self.name, self.rule, self.alpha, self.feedback = name, rule, alpha, feedback
         self.lr_override = lr_override  # a run-wide lr that replaces the config's in the labels
         self._params = params
-        self.optimizer = Optimizer(optimizer, lr, decay=lr_decay, total=iters)
+        self.optimizer = Optimizer(optimizer, lr, decay=lr_decay, total=iters, pow2=pow2_decay)
         self.floss_optimizer = Optimizer(optimizer, lr)
 
     def train_step(self, x, target, mask, frozen=None) -> Tensor:

@@ -54,8 +54,9 @@ def train(
     n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
     batch: Annotated[int, Opt(help="trials per batch")] = 32,
     optimizer: Annotated[str, Opt(help="adam or sgd (float backend)")] = "adam",
-    lr_decay: Annotated[str | None, Opt(help="lr schedule of the float optimiser: none or cosine (to 0) "
-                                            "[default: cosine; none in fixed point]")] = None,
+    lr_decay: Annotated[str | None, Opt(help="lr schedule: none or cosine (to 0; in fixed point in "
+                                            "powers of two, to 2^-6) [default: cosine; none in fixed "
+                                            "point]")] = None,
     feedback: Annotated[str, Opt(help="e-prop feedback: symmetric or random")] = "symmetric",
     dt: Annotated[float, Opt(help="time step (units of tau)")] = 0.5,
     tau: Annotated[float, Opt(help="membrane time constant")] = 1.0,

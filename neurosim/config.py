@@ -34,7 +34,9 @@ class TrainConfig:
     10000 iterations with a cosine lr decay (e-prop needs both to leave Romo's 0.033 plateau
     and keep what it found: 8× loss reduction at gain 1.0, lr 3e-4, mean of 5 seeds, vs ~3×
     at a constant lr), a fixed-point run 2000 iterations at its constant ``2^-lr_shift``
-    (the integer engine is several times slower per iteration).
+    (the integer engine is several times slower per iteration). A fixed-point run with
+    ``lr_decay = "cosine"`` follows the cosine in powers of two: the engine's shift grows by
+    :func:`~neurosim.optim.decay_shift`, and its float SGD partner's lr falls by the same factors.
     """
 
     task: str = "romo"
@@ -100,8 +102,6 @@ class TrainConfig:
             raise ConfigError(f"bits must be an integer in [2, 32], got {self.bits!r}")
         if self.fixed_point and len(self.lrs) > 1:
             raise ConfigError("lr: fixed point learns at 2^-lr_shift; sweep lr_shift, not lr")
-        if self.fixed_point and self.lr_decay != "none":
-            raise ConfigError("lr_decay: fixed point learns at a constant 2^-lr_shift; use lr_decay none")
         if self.profile_overrides and not self.fixed_point:
             raise ConfigError("precision overrides need bits or profile")
         if self.device not in ("cpu", "cuda"):

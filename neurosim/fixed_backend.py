@@ -3,7 +3,8 @@
 ``--bits N`` derives a profile (:func:`hw_models.profile.derive_profile`), ``--profile NAME``
 loads one; overrides apply to either. The float partner is e-prop with plain SGD at
 ``lr = 2^-lr_shift``, same initial weights, seeds and batches: the gap between the two curves
-is precision alone.
+is precision alone. An lr decay moves both in powers of two (:func:`neurosim.optim.decay_shift`):
+the engine's shift grows by k between trials, the partner's lr falls by 2^-k.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hw_models.profile import Profile, apply_overrides, derive_profile, load_pro
 from neurosim.backends import FloatBackend
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.model import Params
+from neurosim.optim import decay_shift
 
 
 def resolve_profile(config: TrainConfig) -> Profile:
@@ -31,13 +33,18 @@ class FixedBackend:
     name = "fixed"
 
     def __init__(self, profile: Profile, params: Params, *, alpha: float, seeds: list[int],
-                 bits: int | None, feedback: Tensor | None = None):
+                 bits: int | None, feedback: Tensor | None = None, lr_decay: str = "none",
+                 iters: int = 1):
         self.engine = FixedPointEngine(profile, params, alpha=alpha, seed=seeds, feedback=feedback)
         self.bits = bits
         self.profile = profile.name
+        self.lr_decay, self.iters = lr_decay, iters
+        self.step = 0  # training updates made: the lr schedule's clock
 
     def train_step(self, x, target, mask, frozen=None) -> Tensor:
-        return self.engine.train_step(x, target, mask).float()
+        shift = self.engine.profile.lr_shift + decay_shift(self.lr_decay, self.step, self.iters)
+        self.step += 1
+        return self.engine.train_step(x, target, mask, lr_shift=shift).float()
 
     def floss_step(self, x, *, k: int, variant: str, warmup: int) -> Tensor:
         if k != 1 or variant != "local":
@@ -57,10 +64,11 @@ class FixedBackend:
         return 2.0 ** -self.engine.profile.lr_shift
 
     def state(self) -> dict:
-        return self.engine.state()
+        return {**self.engine.state(), "step": self.step}
 
     def load_state(self, state: dict) -> None:
         self.engine.load_state(state)
+        self.step = state.get("step", 0)  # checkpoints from before lr decays had no clock
 
 
 def fixed_backends(config: TrainConfig, params: Params, alpha: float, seeds: list[int],
@@ -72,6 +80,8 @@ def fixed_backends(config: TrainConfig, params: Params, alpha: float, seeds: lis
     lr = 2.0 ** -profile.lr_shift
     float_sgd = FloatBackend(params, rule="eprop", alpha=alpha, optimizer="sgd",
                              lr=params.W_h.new_full((params.ensemble,), lr), feedback=feedback,
-                             name="float-sgd", lr_override=lr)
-    fixed = FixedBackend(profile, params, alpha=alpha, seeds=seeds, bits=config.bits, feedback=feedback)
+                             name="float-sgd", lr_override=lr, lr_decay=config.lr_decay,
+                             iters=config.iters, pow2_decay=True)
+    fixed = FixedBackend(profile, params, alpha=alpha, seeds=seeds, bits=config.bits, feedback=feedback,
+                         lr_decay=config.lr_decay, iters=config.iters)
     return [float_sgd, fixed]

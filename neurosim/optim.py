@@ -3,7 +3,9 @@
 Adam (Kingma & Ba 2015, the same update and defaults as ``torch.optim.Adam``) and plain SGD.
 Both act element by element, so a network updates the same alone or inside an ensemble;
 ``lr`` is a tensor (E,) so one ensemble can hold a whole learning-rate grid. An lr schedule
-(:data:`LR_DECAYS`) scales every network's lr by the same factor of the step number.
+(:data:`LR_DECAYS`) scales every network's lr by the same factor of the step number; where the
+lr is a shift (the fixed-point engine and its float partner) the schedule moves in powers of two
+(:func:`decay_shift`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from neurosim.model import Params
 
 OPTIMIZERS = ("adam", "sgd")
 LR_DECAYS = ("none", "cosine")
+MAX_DECAY_SHIFT = 6  # a power-of-two schedule stops at lr · 2^-6
 
 
 def lr_factor(decay: str, step: int, total: int) -> float:
@@ -29,20 +32,30 @@ def lr_factor(decay: str, step: int, total: int) -> float:
     raise ValueError(f"unknown lr decay {decay!r}; choose one of {', '.join(LR_DECAYS)}")
 
 
+def decay_shift(decay: str, step: int, total: int) -> int:
+    """The schedule of a shift learning rate: the k >= 0 whose 2^-k is nearest to
+    :func:`lr_factor` on a log scale (k = round(-log2 factor)), at most :data:`MAX_DECAY_SHIFT`.
+    The lr of update ``step`` is then ``lr · 2^-k``: the shift grows by k."""
+    factor = lr_factor(decay, step, total)
+    if factor <= 2.0 ** -MAX_DECAY_SHIFT:
+        return MAX_DECAY_SHIFT
+    return min(MAX_DECAY_SHIFT, round(-math.log2(factor)))
+
+
 class Optimizer:
     """``step(params, grads) -> new params``; ``frozen`` (E,) bool networks are left unchanged.
 
     ``decay`` over ``total`` steps scales the lr per :func:`lr_factor` (``total`` is needed
-    only for a decay other than ``none``).
+    only for a decay other than ``none``), or with ``pow2`` by ``2^-``:func:`decay_shift`.
     """
 
     def __init__(self, kind: str, lr: Tensor, betas=(0.9, 0.999), eps: float = 1e-8, *,
-                 decay: str = "none", total: int = 1):
+                 decay: str = "none", total: int = 1, pow2: bool = False):
         if kind not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {kind!r}; choose one of {', '.join(OPTIMIZERS)}")
         lr_factor(decay, 0, total)  # validates decay
         self.kind, self.lr, self.betas, self.eps = kind, lr, betas, eps
-        self.decay, self.total = decay, total
+        self.decay, self.total, self.pow2 = decay, total, pow2
         self.t = 0  # updates made: Adam's bias-correction step and the schedule's clock
         self.m: list[Tensor] | None = None
         self.v: list[Tensor] | None = None
@@ -52,7 +65,10 @@ class Optimizer:
         if frozen is not None and frozen.any():
             keep = (~frozen).to(grads[0])  # dtype and device of the gradients
             grads = Params(*(torch.nan_to_num(g) * keep.view(-1, *[1] * (g.dim() - 1)) for g in grads))
-        factor = lr_factor(self.decay, self.t, self.total)
+        if self.pow2:
+            factor = 2.0 ** -decay_shift(self.decay, self.t, self.total)
+        else:
+            factor = lr_factor(self.decay, self.t, self.total)
         self.t += 1
         if self.kind == "sgd":
             return Params(*(w - self._lr(w, factor) * g for w, g in zip(params, grads, strict=True)))

@@ -309,6 +309,31 @@ def test_carry_with_a_left_shift_into_the_weights_is_refused():
         FixedPointEngine(prof, init_params(2, 8, 2, 1.0, ensemble=1), alpha=0.5)
 
 
+@pytest.mark.parametrize("name", ["int8-stochastic", "int8-carry"])
+def test_a_trial_at_a_raised_lr_shift_equals_a_profile_with_that_shift(name):
+    """A decay schedule raises the shift per trial (``train_step(lr_shift=...)``): codes and
+    counters after trials at shifts 0, 2, 1 equal those of engines built with each shift and
+    handed the previous weights, accumulators and RNG state; a shift below the profile's is
+    refused."""
+    prof = load_profile(name)
+    params = init_params(2, 16, 2, 1.0, ensemble=2, seed=0)
+    x, target, mask = _batch(T=12, E=2, B=4, n_in=2, n_out=2)
+    sched = FixedPointEngine(prof, params, alpha=0.5)
+    state = sched.state()
+    for k in (0, 2, 1):
+        fixed = FixedPointEngine(apply_overrides(prof, lr_shift=prof.lr_shift + k), params, alpha=0.5)
+        fixed.load_state(state)
+        loss_f = fixed.train_step(x, target, mask)
+        loss_s = sched.train_step(x, target, mask, lr_shift=prof.lr_shift + k)
+        assert torch.equal(loss_s, loss_f)
+        state = sched.state()
+        assert all(torch.equal(state["W"][w], fixed.W[w]) for w in state["W"])
+        assert all(torch.equal(state["acc"][w], fixed.acc[w]) for w in state["acc"])
+    assert not torch.equal(state["W"]["W_h"], FixedPointEngine(prof, params, alpha=0.5).W["W_h"])
+    with pytest.raises(ValueError, match="below the profile's"):
+        sched.train_step(x, target, mask, lr_shift=prof.lr_shift - 1)
+
+
 # ---- (e) determinism and the ensemble axis ---------------------------------------------------
 
 def test_same_seed_gives_identical_codes():

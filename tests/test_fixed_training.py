@@ -19,14 +19,22 @@ def _final(result, backend):
     return sum(rows) / len(rows)
 
 
-def test_wide_profile_follows_float_sgd_over_the_first_iterations():
-    config = TrainConfig(profile="float-like-24", iters=15, seeds=2, n_hidden=16, batch=8, log_every=1)
-    result = train(config)
+@pytest.mark.parametrize("lr_decay", ["none", "cosine"])
+def test_wide_profile_follows_float_sgd_over_the_first_iterations(lr_decay):
+    common = dict(profile="float-like-24", iters=15, seeds=2, n_hidden=16, batch=8, log_every=1)
+    result = train(TrainConfig(lr_decay=lr_decay, **common))
     for seed in (0, 1):
         a, b = _curve(result, "float-sgd", seed), _curve(result, "fixed", seed)
         # 24-bit words with ~20 fractional bits: quantization error ~1e-6 per weight, growing
         # over 15 SGD steps; 1e-3 relative bounds it with room and still catches any rule bug
         torch.testing.assert_close(b, a, rtol=1e-3, atol=0)
+    if lr_decay == "cosine":  # the engine's shift schedule and the partner's lr fall together:
+        # their weights end 100× closer to each other than to the same engine at a constant shift
+        constant = train(TrainConfig(lr_decay="none", **common))
+        for name in ("W_h", "W_out"):
+            w_fixed, w_float = (getattr(result.params[b], name) for b in ("fixed", "float-sgd"))
+            w_const = getattr(constant.params["fixed"], name)
+            assert (w_fixed - w_float).norm() < 0.01 * (w_fixed - w_const).norm()
 
 
 @pytest.mark.slow

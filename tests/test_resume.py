@@ -1,5 +1,6 @@
 """Interrupted work: `neurosim train` killed with SIGKILL at random points and rerun with
---resume ends exactly as an uninterrupted run, float and fixed point (stochastic rounding)."""
+--resume ends exactly as an uninterrupted run, float and fixed point (stochastic rounding), both
+with the cosine lr decay, whose clock the checkpoint keeps."""
 
 import json
 import os
@@ -28,7 +29,8 @@ def _tables(out: Path) -> tuple[str, list]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [["--lr-decay", "cosine"], ["--bits", "8"]], ids=["float-cosine", "fixed8"])
+@pytest.mark.parametrize("extra", [["--lr-decay", "cosine"], ["--bits", "8", "--lr-decay", "cosine"]],
+                         ids=["float-cosine", "fixed8-cosine"])
 def test_sigkilled_train_resumes_to_identical_results(tmp_path, extra):
     reference = tmp_path / "reference"
     subprocess.run(_cmd(reference, extra), check=True, capture_output=True)

@@ -80,7 +80,8 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
         f"seed {net['seed']})",
         f"- leak α = {net['alpha']}: α_c = {net['alpha_code']}, β_c = {net['beta_code']} "
         f"(format {net['alpha_format']}, α_c + β_c = 2^A)",
-        f"- overflow `{p['overflow']}` everywhere; learning rate 2^-{p['lr_shift']}; updates "
+        f"- overflow `{p['overflow']}` everywhere; learning rate 2^-{p['lr_shift']} (a register: an lr decay "
+        "raises the shift between trials); updates "
         f"`{p['schedule']}`, accumulator `{p['accumulator']}`; weight scale `{p['weight_scale']}` "
         "with exponents "
         + ", ".join(f"s({k}) = {v}" for k, v in spec["weight_scale"]["exponents"].items())
