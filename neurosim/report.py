@@ -29,8 +29,9 @@ def progress_bar(description: str) -> Iterator:
 
 
 def summary_table(summary: list[dict]) -> None:
-    """Final loss mean ± std over seeds per configuration, with n and divergences; with both
-    a float and a fixed-point backend, the fixed/float ratio and the saturation counts."""
+    """Final loss mean ± std over seeds per configuration, how far the loss fell (mean first
+    loss / mean final loss of the networks that did not diverge), n and divergences; with
+    both a float and a fixed-point backend, the fixed/float ratio and the saturation counts."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in summary:
         groups[tuple(row[k] for k in GROUP)].append(row)
@@ -38,14 +39,16 @@ def summary_table(summary: list[dict]) -> None:
     table = Table(title="final loss (mean of the last iterations), mean ± std over seeds")
     for k in varying:
         table.add_column(k)
-    for col in ("final loss", "n", "diverged", "saturations"):
+    for col in ("final loss", "fall", "n", "diverged", "saturations"):
         table.add_column(col, justify="right")
     for key, rows in groups.items():
-        ok = np.array([r["final_loss"] for r in rows if not r["diverged"]], dtype=float)
+        kept = [r for r in rows if not r["diverged"]]
+        ok = np.array([r["final_loss"] for r in kept], dtype=float)
         sats = sum(v for r in rows for k, v in r.items() if k.startswith("sat_"))
         cells = [str(key[GROUP.index(k)]) for k in varying]
         loss = f"{ok.mean():.4g} ± {ok.std():.2g}" if ok.size else "—"
-        table.add_row(*cells, loss, str(len(rows)), str(len(rows) - ok.size), str(sats))
+        fall = f"{np.mean([r['initial_loss'] for r in kept]) / ok.mean():.2f}×" if ok.size else "—"
+        table.add_row(*cells, loss, fall, str(len(rows)), str(len(rows) - ok.size), str(sats))
     console = Console()
     console.print(table)
     ratio = fixed_float_ratio(summary)

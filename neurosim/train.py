@@ -159,6 +159,7 @@ class _Run:
             for e, m in enumerate(self.ens):
                 summary.append({
                     **_labels(self.config, m, b),
+                    "initial_loss": float(tr.first[e]),
                     "final_loss": float("nan") if tr.diverged[e] else float(final[e]),
                     "diverged": bool(tr.diverged[e]),
                     "diverged_at": tr.diverged_at[e],

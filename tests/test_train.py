@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from neurosim.config import ConfigError, TrainConfig
+from neurosim.report import summary_table
 from neurosim.train import EXPLODED, _Tracker, train
 
 
@@ -48,6 +49,15 @@ def test_ensemble_member_equals_network_trained_alone(rule):
         b = [r["loss"] for r in alone.curves if r["lr"] == lr]
         # float32 bmm over a different batch of matrices may sum in another order: 1e-5 relative
         torch.testing.assert_close(torch.tensor(a), torch.tensor(b), rtol=1e-5, atol=1e-7)
+
+
+def test_summary_keeps_the_first_loss_and_the_table_shows_the_fall(capsys):
+    result = train(TrainConfig(iters=20, n_hidden=16, batch=8, seeds=3, log_every=5, final_window=5))
+    first = {r["seed"]: r["loss"] for r in result.curves if r["iteration"] == 0}
+    assert {r["seed"]: r["initial_loss"] for r in result.summary} == pytest.approx(first, rel=1e-7)
+    summary_table(result.summary)
+    fall = _initial(result) / _final(result)
+    assert f"{fall:.2f}×" in capsys.readouterr().out
 
 
 def test_same_seed_gives_identical_curves():
