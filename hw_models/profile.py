@@ -48,11 +48,11 @@ or keeps what the update did not apply (``carry``: ``acc -= ΔW << shift``, the 
 of ``acc >> shift``, and any saturation of ΔW), so gradients far below one weight LSB add up over
 trials into a whole LSB instead of being dropped (``nearest``) or dithered (``stochastic``). It
 costs no memory (the accumulator exists already) and one subtract per synapse per update; it
-needs ``f_acc + lr_shift >= f_W`` (a right shift). Measured with int8-stochastic on Romo (gain
-1.0, lr 2, seeds 0-4, 10000 iterations, ``neurosim reproduce int8-long``): at batch 64 the
-loss falls 2.48× with ``clear`` and 3.44× with ``carry`` (float SGD beside it: 3.77×); at batch
-128 3.45× vs 2.53× (float 3.13×). Seed to seed the falls vary as much (seeds 5-9, batch 64,
-carry: ~2.05×), so 5 seeds do not rank the two.
+needs ``f_acc + lr_shift >= f_W`` (a right shift). Measured on Romo (gain 1.0, lr 2, batch 64,
+10000 iterations, seeds 0-9, ``neurosim reproduce int8-long``): at a constant lr the loss falls
+2.43× with ``clear`` and 2.50× with ``carry`` (float SGD beside it: 3.24×); with the cosine lr
+decay in powers of two 4.38× vs 2.76× (float 3.28×): the stochastic-rounding noise that carry
+removes helps networks leave Romo's plateau once the decay anneals it.
 
 lr_shift 0 (SGD at lr 1) is calibrated to neurosim's loss: e = ∂L/∂y carries 1/Σm, so e-prop
 gradients on Romo are ~1e-4..1e-2; float SGD at lr 2^-4 .. 4 was measured, and only lr ~1
