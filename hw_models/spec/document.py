@@ -198,9 +198,12 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
         },
         "learning_rate": {"lr_shift": p.lr_shift, "learning_rate": 2.0**-p.lr_shift,
                           "rule": "SGD with a shift: ΔW = acc · 2^-(lr_shift) in weight units, "
-                                  "applied in U1, U4, U7. One value per trial: a host running an lr "
-                                  "decay raises it between trials (never below this value); the "
-                                  "operations are otherwise unchanged"},
+                                  "applied in U1, U4, U7. The golden vectors use this value in "
+                                  "every trial; training with an lr decay (neurosim --lr-decay "
+                                  "cosine) raises it between trials, never below this value, the "
+                                  "operations otherwise unchanged: a chip that supports it holds "
+                                  "the shift in a register (the C reference model compiles in one "
+                                  "value)"},
         "update_schedule": {
             "schedule": p.schedule,
             "rule": "per_step: the update operations run after the step operations of every step; "
