@@ -51,8 +51,9 @@ costs no memory (the accumulator exists already) and one subtract per synapse pe
 needs ``f_acc + lr_shift >= f_W`` (a right shift). Measured on Romo (gain 1.0, lr 2, batch 64,
 10000 iterations, seeds 0-9, ``neurosim reproduce int8-long``): at a constant lr the loss falls
 2.43× with ``clear`` and 2.50× with ``carry`` (float SGD beside it: 3.24×); with the cosine lr
-decay in powers of two 4.38× vs 2.76× (float 3.28×): the stochastic-rounding noise that carry
-removes helps networks leave Romo's plateau once the decay anneals it.
+decay in powers of two 4.38× vs 2.76× (float 3.28×; clear on seeds 10-19: 2.60×, float 2.86×),
+so the stochastic-rounding noise that carry removes seems to help networks leave Romo's plateau
+once the decay anneals it.
 
 lr_shift 0 (SGD at lr 1) is calibrated to neurosim's loss: e = ∂L/∂y carries 1/Σm, so e-prop
 gradients on Romo are ~1e-4..1e-2; float SGD at lr 2^-4 .. 4 was measured, and only lr ~1
