@@ -37,9 +37,9 @@ def decay_shift(decay: str, step: int, total: int) -> int:
     :func:`lr_factor` on a log scale (k = round(-log2 factor)), at most :data:`MAX_DECAY_SHIFT`.
     The lr of update ``step`` is then ``lr · 2^-k``: the shift grows by k."""
     factor = lr_factor(decay, step, total)
-    if factor <= 2.0 ** -MAX_DECAY_SHIFT:
+    if factor <= 2.0 ** -MAX_DECAY_SHIFT:  # also keeps log2 away from a factor of 0
         return MAX_DECAY_SHIFT
-    return min(MAX_DECAY_SHIFT, round(-math.log2(factor)))
+    return round(-math.log2(factor))  # < MAX_DECAY_SHIFT here
 
 
 class Optimizer:
