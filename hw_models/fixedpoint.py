@@ -144,7 +144,7 @@ class SaturationCounter:
         return {k: int(v.sum()) for k, v in self._counts.items()}
 
     def per_network(self) -> dict[str, Tensor]:
-        """(E,) counts per signal (an ensemble counter only)."""
+        """Counts per signal: (E,) tensors with ``ensemble`` = E, 0-dim totals without."""
         return {k: v.clone() for k, v in self._counts.items()}
 
     def state(self) -> dict:
