@@ -59,7 +59,7 @@ gradients on Romo are ~1e-4..1e-2; float SGD at lr 2^-4 .. 4 was measured, and o
 moved some networks below Romo's 0.034 plateau within 1500 iterations. Over 10000 iterations
 lr 2 (``lr_shift = -1``, a left shift) does best at a constant lr and 64 units: 3.0× below the
 initial loss, lr 1 2.6×. With 128 units e-prop's gradient sums double and lr 1 is the one that
-learns (with the cosine decay, 10000 iterations: 8-bit 6.1× over 30 seeds, float SGD 4.2×).
+learns (with the cosine decay, 10000 iterations: 8-bit 5.9× over 40 seeds, float SGD 4.3×).
 
 Every field can be overridden (:func:`apply_overrides`): a top-level name (``lr_shift=8``), a
 signal name (``W_h="s8.6"``), ``rounding_<op>`` (``rounding_trace="floor"``), and ``rounding``
