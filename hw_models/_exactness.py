@@ -25,8 +25,8 @@ import math
 
 import torch
 
+from hw_models.errors import InputError
 from hw_models.profile import Formats
-from neurosim.errors import InputError
 
 LIMIT = 2.0**53
 

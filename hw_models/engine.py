@@ -89,6 +89,23 @@ def pow2_exponent(W: Tensor, fmt: QFormat, headroom: int) -> list[int]:
     ]
 
 
+def leak_codes(alpha: float, fmt) -> tuple[int, int]:
+    """``(α_c, β_c)``: the leak in ``fmt`` (ties to even) and its complement ``2^A - α_c``.
+
+    Refused (:class:`ProfileError`) when the format cannot hold α, or rounds a leak strictly
+    between 0 and 1 to 0 or to 1: the engine would then run a different model (no leak, or no
+    input) than its float partner."""
+    A = fmt.frac
+    alpha_c = round(alpha * 2**A)  # Python round(): ties to even
+    beta_c = 2**A - alpha_c
+    if not (0 <= beta_c and 0 <= alpha_c <= fmt.max_code):
+        raise ProfileError(f"formats.alpha = {fmt} cannot hold the leak alpha = {alpha:g}")
+    if 0 < alpha < 1 and (alpha_c == 0 or beta_c == 0):
+        raise ProfileError(f"formats.alpha = {fmt} rounds the leak alpha = {alpha:g} to {alpha_c / 2**A:g}; "
+                           "give it more fractional bits")
+    return alpha_c, beta_c
+
+
 class FixedPointEngine:
     """An ensemble of E networks trained by integer e-prop under a precision :class:`Profile`.
 
@@ -111,11 +128,7 @@ class FixedPointEngine:
         E, N, n_in = params.W_x.shape
         n_out = params.W_out.shape[1]
         self.ensemble = E
-        A = f.alpha.frac
-        self.alpha_c = round(alpha * 2**A)  # Python round(): ties to even
-        self.beta_c = 2**A - self.alpha_c
-        if not (0 <= self.beta_c and self.alpha_c <= f.alpha.max_code):
-            raise ValueError(f"alpha={alpha} is not representable in alpha format {f.alpha}")
+        self.alpha_c, self.beta_c = leak_codes(alpha, f.alpha)
         mats = dict(zip(WEIGHTS, params, strict=True))
         if feedback is not None:
             mats["B"] = feedback

@@ -68,12 +68,11 @@ alone for the weight-update rounding.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from hw_models.errors import InputError, read_toml
 from hw_models.fixedpoint import OVERFLOWS, ROUNDINGS, QFormat
-from neurosim.errors import InputError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 SCHEDULES = ("per_step", "per_trial")
@@ -253,10 +252,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
                 f"{', '.join(list_profiles())}"
             )
         path = PROFILE_DIR / f"{name_or_path}.toml"
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ProfileError(f"profile {path}: malformed TOML: {err}") from None
+    data = read_toml(path, "profile", ProfileError)
     try:
         return profile_from_dict(data, path.stem)
     except ProfileError as err:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from neurosim.config import ConfigError, TrainConfig
+from neurosim.outputs import OutputError, claim_output
 from neurosim.plots import plot_learning_curves
-from neurosim.results import check_output_dir, checkpoint_path, load_run, write_run
+from neurosim.results import checkpoint_path, load_run, profile_change, write_run
 from neurosim.train import Progress, RunResult, train
 
 
@@ -14,28 +15,56 @@ def run_training(config: TrainConfig, out: Path, *, force: bool = False, resume:
                  checkpoint_every: int = 200, progress: Progress | None = None) -> tuple[Path, RunResult]:
     """Train ``config`` and write its run directory (curves, summary, figures) to ``out``.
 
-    The output location is checked before training starts, the directory appears only once
-    complete, and until then a checkpoint beside it is refreshed every ``checkpoint_every``
-    iterations. With ``resume`` a run killed at any point continues from its checkpoint and
-    ends exactly as an uninterrupted one (a run already complete is loaded, not redone);
-    without it an old checkpoint is discarded.
+    The output location is checked and locked before training starts (:mod:`neurosim.outputs`),
+    the directory appears only once complete, and until then a checkpoint beside it is refreshed
+    every ``checkpoint_every`` iterations (and on Ctrl-C). With ``resume`` a run killed at any
+    point continues from its checkpoint and ends exactly as an uninterrupted one (a run already
+    complete is loaded, not redone); a changed configuration or precision profile is refused.
+    Without it an old checkpoint is discarded.
     """
-    out, ckpt = Path(out), checkpoint_path(out)
-    if resume and (out / "summary.json").is_file():
-        done = load_run(out)
-        if TrainConfig.from_dict(done["config"]) != config:
-            raise ConfigError(f"{out} holds a run of a different configuration")
-        return out, RunResult(config, done["curves"], done["summary"])
-    check_output_dir(out, force=force)
-    if not resume:
+    with claim_output(out, force=force, existing_ok=resume) as out:
+        ckpt = checkpoint_path(out)
+        if ckpt.is_dir() or ckpt.is_symlink():
+            raise OutputError(f"{ckpt} is in the way of the run's checkpoint (not a file neurosim wrote); "
+                              "remove it")
+        if resume and out.is_dir() and any(out.iterdir()):
+            return out, _completed(out, config)
+        if not resume:
+            ckpt.unlink(missing_ok=True)
+        result = train(config, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every)
+
+        def figures(d: Path) -> None:
+            train_rows = [r for r in result.curves if r["phase"] == "train"]
+            plot_learning_curves(train_rows, d / "learning_curve.png",
+                                 title=f"{config.task}, {config.rule}: mean ± std over seeds")
+
+        write_run(out, result, figures=figures, replace=True)
         ckpt.unlink(missing_ok=True)
-    result = train(config, progress=progress, checkpoint=ckpt, checkpoint_every=checkpoint_every)
-
-    def figures(d: Path) -> None:
-        train_rows = [r for r in result.curves if r["phase"] == "train"]
-        plot_learning_curves(train_rows, d / "learning_curve.png",
-                             title=f"{config.task}, {config.rule}: mean ± std over seeds")
-
-    write_run(out, result, figures=figures, force=force)
-    ckpt.unlink(missing_ok=True)
     return out, result
+
+
+def _completed(out: Path, config: TrainConfig) -> RunResult:
+    """The finished run in ``out``, if it is one of ``config`` with the same profile."""
+    if not (out / "summary.json").is_file():
+        raise OutputError(f"output {out} exists and is not a complete run; --resume continues only a "
+                          "neurosim run (remove the folder, or choose another --out)")
+    done = load_run(out)
+    try:
+        same = TrainConfig.from_dict(done["config"]) == config
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{out}/config.json is damaged: {err}") from None
+    if not same:
+        raise ConfigError(f"{out} holds a run of a different configuration")
+    change = profile_change(done.get("profile"), _profile(config))
+    if change:
+        raise ConfigError(f"the precision profile changed since {out} was trained ({change}); restore "
+                          "it, or rerun without --resume")
+    return RunResult(config, done["curves"], done["summary"], profile=done.get("profile"))
+
+
+def _profile(config: TrainConfig) -> dict | None:
+    if not config.fixed_point:
+        return None
+    from neurosim.fixed_backend import resolve_profile
+
+    return resolve_profile(config).to_dict()

@@ -6,6 +6,8 @@ malformed profile) is answered with one line ``error: ...`` on stderr and exit c
 
 from __future__ import annotations
 
+import os
+import shlex
 import sys
 import warnings
 from datetime import datetime
@@ -19,7 +21,7 @@ from neurosim.cli_lyapunov import lyapunov
 from neurosim.cli_profiles import profiles_app
 from neurosim.cli_spec import cost, export_spec
 from neurosim.cli_sweep import plot, reproduce, sweep
-from neurosim.errors import InputError
+from neurosim.errors import InputError, Interrupted
 from neurosim.report import progress_bar, summary_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -99,30 +101,63 @@ def train(
     if resume and out is None:
         raise InputError("--resume needs the --out of the run to continue")
     out = out or _default_out("train", task, rule, f"gain{gain[0]}", *([f"bits{bits}"] if bits else []))
-    with progress_bar("training") as advance:
-        run_dir, result = run_training(config, out, force=force, resume=resume,
-                                       checkpoint_every=checkpoint_every, progress=advance)
+    try:
+        with progress_bar("training") as advance:
+            run_dir, result = run_training(config, out, force=force, resume=resume,
+                                           checkpoint_every=checkpoint_every, progress=advance)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; finished iterations are checkpointed: resume with "
+                          f"{resume_command(out)}") from None
+    if result.resumed_from:
+        typer.echo(f"resumed from the checkpoint at iteration {result.resumed_from} of "
+                   f"{config.floss_iters + config.iters}")
     summary_table(result.summary)
     typer.echo(f"run written to {run_dir}")
 
 
+def resume_command(out: Path) -> str:
+    """The command line of this process, with ``--out OUT --resume``, for the user to paste."""
+    args = [a for a in sys.argv[1:] if a not in ("--resume", "--force")]
+    if "--out" not in args and not any(a.startswith("--out=") for a in args):
+        args += ["--out", str(out)]
+    return shlex.join(["neurosim", *args, "--resume"])
+
+
 def main() -> None:
-    """Console entry point: one line and exit code 2 for every kind of bad input."""
+    """Console entry point. The exit code is the command's: 0 success; 2 bad input (one line
+    ``error: ...``, nothing written); 1 a failure during work (failed cells, I/O, disk full, an
+    internal error: one line); 130 Ctrl-C, with a line on how to resume. No traceback, unless
+    ``NEUROSIM_DEBUG=1``."""
     warnings.filterwarnings("ignore", module="gymnasium")
     try:
-        typer.main.get_command(app).main(standalone_mode=False)
+        code = typer.main.get_command(app).main(standalone_mode=False)
     except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+        code = e.exit_code
     except click_exc.NoArgsIsHelpError:  # the help text is already printed
-        sys.exit(0)
+        code = 0
     except click_exc.UsageError as e:
-        _fail(e.format_message())
+        code = _fail(e.format_message(), 2)
     except InputError as e:
-        _fail(str(e))
+        code = _fail(str(e), 2)
+    except Interrupted as e:
+        typer.echo(str(e), err=True)
+        code = 130
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted", err=True)
+        code = 130
+    except MemoryError:
+        code = _fail("out of memory during work; use a smaller ensemble, batch or network", 1)
+    except OSError as e:
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        code = _fail(f"{e.strerror or e}{where}", 1)
+    except Exception as e:  # noqa: BLE001 — a bug: one line, the traceback on request
+        if os.environ.get("NEUROSIM_DEBUG"):
+            raise
+        code = _fail(f"internal error: {type(e).__name__}: {e} (NEUROSIM_DEBUG=1 shows the traceback)", 1)
+    sys.exit(code or 0)
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message.splitlines()[0] if message else 'invalid input'}", err=True)
-    sys.exit(2)
+def _fail(message: str, code: int) -> int:
+    first = message.strip().splitlines()[0] if message.strip() else "invalid input"
+    typer.echo(f"error: {first}", err=True)
+    return code

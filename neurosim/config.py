@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from hw_models.checks import check_gain, check_int, check_seed
 from neurosim.errors import InputError
 from neurosim.optim import LR_DECAYS, OPTIMIZERS
 from neurosim.rules import RULES
 from neurosim.tasks import TASKS
 
 FEEDBACKS = ("symmetric", "random")
+MAX_NETWORKS = 100_000  # per run (one ensemble); the memory guard usually refuses far fewer
+MAX_SIZE = 10**9  # iterations, sizes, windows: beyond it a value is a typo, not a run
+MAX_THREADS = 256
 FLOSS_VARIANTS = ("local", "bptt")
 
 
@@ -76,21 +80,20 @@ class TrainConfig:
         _choice("lr_decay", self.lr_decay, LR_DECAYS)
         _choice("feedback", self.feedback, FEEDBACKS)
         _choice("floss_variant", self.floss_variant, FLOSS_VARIANTS)
-        for name in ("seeds", "n_hidden", "batch", "iters", "log_every", "final_window", "floss_k",
-                     "threads"):
-            _positive_int(name, getattr(self, name))
-        if not isinstance(self.floss_iters, int) or self.floss_iters < 0:
-            raise ConfigError(f"floss_iters must be an integer >= 0, got {self.floss_iters!r}")
-        if not isinstance(self.le_warmup, int) or self.le_warmup < 0:
-            raise ConfigError(f"le_warmup must be an integer >= 0, got {self.le_warmup!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        for name in ("seeds", "n_hidden", "batch", "iters", "log_every", "final_window", "floss_k"):
+            check_int(name, getattr(self, name), 1, MAX_SIZE, error=ConfigError)
+        check_int("threads", self.threads, 1, MAX_THREADS, error=ConfigError)
+        check_int("floss_iters", self.floss_iters, 0, MAX_SIZE, error=ConfigError)
+        check_int("le_warmup", self.le_warmup, 0, MAX_SIZE, error=ConfigError)
+        check_seed("seed", self.seed, self.seeds, error=ConfigError)
         for name in ("gain", "lr"):  # lists (from JSON/TOML) become tuples: the config stays hashable
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         for g in self.gains:
-            if not _is_number(g) or g < 0:
-                raise ConfigError(f"gain must be a number >= 0, got {g!r}")
+            check_gain("gain", g, error=ConfigError)
+        if self.networks > MAX_NETWORKS:
+            raise ConfigError(f"{self.networks} networks (gains x lrs x seeds) in one run; at most "
+                              f"{MAX_NETWORKS}")
         for lr in self.lrs:
             if not _is_number(lr) or not 0 < lr < 10:
                 raise ConfigError(f"lr must be a number in (0, 10), got {lr!r}")
@@ -118,6 +121,11 @@ class TrainConfig:
     @property
     def lrs(self) -> tuple[float, ...]:
         return _as_tuple(self.lr)
+
+    @property
+    def networks(self) -> int:
+        """Networks in the ensemble: gains × lrs × seeds."""
+        return len(self.gains) * len(self.lrs) * self.seeds
 
     @property
     def fixed_point(self) -> bool:
@@ -150,7 +158,3 @@ def _choice(name: str, value, allowed) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
 
-
-def _positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")

@@ -1,11 +1,15 @@
-"""The exception that means "bad input": the CLI answers it with one line and exit code 2.
+"""Errors the CLI turns into one line: bad input (exit 2), interruption (exit 130).
 
-Every validation error of both packages (config, output path, profile, exactness bound)
-subclasses :class:`InputError`.
+:class:`InputError` is shared with ``hw_models`` (defined there, re-exported here): every
+validation error of both packages subclasses it.
 """
 
 from __future__ import annotations
 
+from hw_models.errors import FileFormatError, InputError
 
-class InputError(ValueError):
-    """Bad input; the message names the field and the allowed range."""
+__all__ = ["FileFormatError", "InputError", "Interrupted"]
+
+
+class Interrupted(Exception):
+    """Work stopped by Ctrl-C; the message says what was kept and how to resume (exit 130)."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
 from hw_models.profile import Profile, apply_overrides, derive_profile, load_profile
 from neurosim.backends import FloatBackend
 from neurosim.config import ConfigError, TrainConfig
-from neurosim.model import Params
+from neurosim.model import Params, alpha_from, init_params
 from neurosim.optim import decay_shift
 
 
@@ -27,6 +28,27 @@ def resolve_profile(config: TrainConfig) -> Profile:
     return apply_overrides(load_profile(config.profile), **overrides)
 
 
+def check_fixed_point(config: TrainConfig, n_in: int, n_out: int) -> Profile:
+    """What a fixed-point run needs before any work: rule e-prop, a valid profile (overrides
+    applied), a leak the alpha format holds, and exactness of the float64 carrier at this N and
+    batch — checked on one network per gain (the run checks every network when it builds)."""
+    if config.rule != "eprop":
+        raise ConfigError("fixed point (bits/profile) trains with rule eprop only")
+    profile = resolve_profile(config)
+    params = init_params(n_in, config.n_hidden, n_out, list(config.gains), ensemble=len(config.gains),
+                         seed=[config.seed] * len(config.gains))
+    engine = FixedPointEngine(profile, params, alpha=alpha_from(config.dt, config.tau), seed=config.seed)
+    _check_batch(config.batch, engine, profile)
+    return profile
+
+
+def _check_batch(batch: int, engine: FixedPointEngine, profile: Profile) -> None:
+    if batch > engine.max_batch:
+        raise ExactnessError(f"batch {batch}: profile {profile.name!r} keeps the float64 carrier exact up to "
+                             f"batch {engine.max_batch} at N={engine.W['W_h'].shape[-1]}; use --batch "
+                             f"{engine.max_batch} or less, or narrower formats")
+
+
 class FixedBackend:
     """:class:`~hw_models.engine.FixedPointEngine` as a training-loop backend."""
 
@@ -34,8 +56,9 @@ class FixedBackend:
 
     def __init__(self, profile: Profile, params: Params, *, alpha: float, seeds: list[int],
                  bits: int | None, feedback: Tensor | None = None, lr_decay: str = "none",
-                 iters: int = 1):
+                 iters: int = 1, batch: int = 1):
         self.engine = FixedPointEngine(profile, params, alpha=alpha, seed=seeds, feedback=feedback)
+        _check_batch(batch, self.engine, profile)
         self.bits = bits
         self.profile = profile.name
         self.lr_decay, self.iters = lr_decay, iters
@@ -83,5 +106,5 @@ def fixed_backends(config: TrainConfig, params: Params, alpha: float, seeds: lis
                              name="float-sgd", lr_override=lr, lr_decay=config.lr_decay,
                              iters=config.iters, pow2_decay=True)
     fixed = FixedBackend(profile, params, alpha=alpha, seeds=seeds, bits=config.bits, feedback=feedback,
-                         lr_decay=config.lr_decay, iters=config.iters)
+                         lr_decay=config.lr_decay, iters=config.iters, batch=config.batch)
     return [float_sgd, fixed]

@@ -29,22 +29,24 @@ spec is loaded, so an unknown key, an empty list or an invalid value anywhere in
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
+import math
 import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from hw_models.errors import read_toml
 from neurosim.config import TrainConfig
 from neurosim.errors import InputError
-from neurosim.resources import check_trial
-from neurosim.tasks import get_task
+from neurosim.resources import check_run
 
 ENSEMBLE_KEYS = ("gain", "lr", "seed")
+MAX_CELLS = 10_000  # per sweep: each cell is a directory, a process start and a table merge
+MAX_SWEEP_NETWORKS = 1_000_000
 NULLABLE = ("bits", "profile")  # "none" in TOML (which has no null) means None
 FLOAT_KEYS = ("gain", "lr", "dt", "tau")
 TOP_KEYS = ("description", "grid", "fixed", "quick")
@@ -93,12 +95,7 @@ def load_sweep(source: Path | str | dict, *, quick: bool = False, overrides: dic
         data, where = source, name or "sweep"
     else:
         path = Path(source)
-        if not path.is_file():
-            raise SweepError(f"sweep file {path} not found")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as err:
-            raise SweepError(f"sweep file {path}: malformed TOML: {err}") from None
+        data = read_toml(path, "sweep", SweepError)
         where = name or path.stem
     for k in data:
         if k not in TOP_KEYS:
@@ -238,7 +235,11 @@ def _seed_runs(seeds: tuple[int, ...], count: int) -> list[tuple[int, int]]:
 def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
     outer = [k for k in grid if k not in ENSEMBLE_KEYS]
     default = {k: f.default for k, f in _FIELDS.items()}
+    points = math.prod(len(grid[k]) for k in outer)
+    if points > MAX_CELLS:
+        raise SweepError(f"the grid has {points} cells; at most {MAX_CELLS} (split the study into sweeps)")
     cells: list[Cell] = []
+    networks = 0
     seen: set[TrainConfig] = set()
     for point in itertools.product(*(grid[k] for k in outer)):
         base = {**fixed, **dict(zip(outer, point, strict=True))}
@@ -249,6 +250,9 @@ def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
         count = base.get("seeds", default["seeds"])
         if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
             raise SweepError(f"seeds must be a positive integer, got {count!r}")
+        if len(seed_values) * count * len(gains) * len(lrs) > MAX_SWEEP_NETWORKS:
+            raise SweepError(f"{len(seed_values) * count * len(gains) * len(lrs)} networks per grid point; a "
+                             f"sweep trains at most {MAX_SWEEP_NETWORKS}")
         for k, v in (("seed", s) for s in seed_values):
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise SweepError(f"{k} must be an integer >= 0, got {v!r}")
@@ -262,6 +266,9 @@ def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
             kw = {**base, "gain": tuple(gains), "lr": lrs[:1] if fixed_point else tuple(lrs),
                   "seed": first, "seeds": n}
             config = _config(kw, where)
+            networks += config.networks
+            if networks > MAX_SWEEP_NETWORKS:
+                raise SweepError(f"the sweep has more than {MAX_SWEEP_NETWORKS} networks; split it")
             if config not in seen:  # float cells that differed only in precision overrides
                 seen.add(config)
                 cells.append(Cell(_cell_id(labels, config), config, labels))
@@ -269,16 +276,14 @@ def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
 
 
 def _config(kw: dict, where: str) -> TrainConfig:
-    """TrainConfig(**kw) plus the checks training would do later that do not depend on the
-    machine (fixed-point rule, profile, trial length and ``le_warmup``)."""
+    """TrainConfig(**kw) plus every check a run makes before work that does not depend on the
+    machine (:func:`neurosim.resources.check_run` without the memory guard)."""
     at = f" (grid cell {where})" if where else ""
     try:
         config = TrainConfig(**kw)
-        check_trial(config, _trial_steps(config.task, config.dt / config.tau))
-        if config.fixed_point:
-            if config.rule != "eprop":
-                raise SweepError(f"rule {config.rule!r}: fixed point (bits/profile) trains with eprop only")
-            _check_profile(config.bits, config.profile, config.profile_overrides)
+        if config not in _CHECKED:
+            check_run(config, memory=False)
+            _CHECKED.add(config)
     except InputError as err:
         raise SweepError(f"{err}{at}") from None
     except TypeError as err:  # a value of the wrong type that TrainConfig compared with a number
@@ -286,22 +291,7 @@ def _config(kw: dict, where: str) -> TrainConfig:
     return config
 
 
-@functools.cache
-def _trial_steps(name: str, dt: float) -> int:
-    return get_task(name, dt=dt).n_steps
-
-
-_PROFILE_CACHE: set = set()
-
-
-def _check_profile(bits, profile, overrides) -> None:
-    key = (bits, profile, overrides)
-    if key in _PROFILE_CACHE:
-        return
-    from neurosim.fixed_backend import resolve_profile
-
-    resolve_profile(TrainConfig(bits=bits, profile=profile, profile_overrides=overrides))
-    _PROFILE_CACHE.add(key)
+_CHECKED: set[TrainConfig] = set()
 
 
 def _cell_id(labels: dict, config: TrainConfig) -> str:

@@ -12,9 +12,11 @@ memory, not to predict RSS to the byte.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from neurosim.config import ConfigError, TrainConfig
+from neurosim.tasks import get_task
 
 STATE_TENSORS = {"bptt": 12, "eprop": 8, "fixed": 28}
 MAX_STEPS = 20_000  # per trial: beyond it dt/tau is almost surely a typo (Romo at dt/tau = 0.0014)
@@ -35,7 +37,7 @@ def available_bytes() -> int:
 
 def estimate_bytes(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> int:
     """Peak bytes of one iteration of ``config`` (see the module docstring)."""
-    E = len(config.gains) * len(config.lrs) * config.seeds
+    E = config.networks
     N, B = config.n_hidden, config.batch
     per_net_state = n_steps * B * N * 4 * STATE_TENSORS[config.rule]
     per_net_params = (N * N + N * n_in + n_out * N) * 4 * 4  # weights, grads, two Adam moments
@@ -61,9 +63,29 @@ def check_memory(config: TrainConfig, n_steps: int, n_in: int, n_out: int) -> No
     memory (checked where the run trains: a sweep's cells may run on other machines)."""
     need, have = estimate_bytes(config, n_steps, n_in, n_out), available_bytes()
     if need > FRACTION_OF_AVAILABLE * have:
-        E = len(config.gains) * len(config.lrs) * config.seeds
         raise ConfigError(
-            f"ensemble too large: {E} networks of N={config.n_hidden}, batch {config.batch}, "
+            f"ensemble too large: {config.networks} networks of N={config.n_hidden}, batch {config.batch}, "
             f"{n_steps} steps need about {need / 2**30:.1f} GiB, {have / 2**30:.1f} GiB available; "
             "use fewer seeds/gains/lrs, a smaller batch or a smaller network"
         )
+
+
+@functools.cache
+def task_shape(task: str, dt: float) -> tuple[int, int, int]:
+    """``(steps per trial, n_in, n_out)`` of a task at step ``dt`` (a sampled trial for neurogym)."""
+    t = get_task(task, dt=dt)
+    return t.n_steps, t.n_in, t.n_out
+
+
+def check_run(config: TrainConfig, *, memory: bool = True) -> None:
+    """Every check a run makes before any work, in one place: ``train`` runs it, and a sweep runs
+    it for every cell when it loads (``memory=False``: a Dask worker may have more memory) and
+    again before training on this machine (``memory=True``). Raises an InputError subclass."""
+    n_steps, n_in, n_out = task_shape(config.task, config.dt / config.tau)
+    check_trial(config, n_steps)
+    if config.fixed_point:
+        from neurosim.fixed_backend import check_fixed_point  # hw_models only where fixed point is asked
+
+        check_fixed_point(config, n_in, n_out)
+    if memory:
+        check_memory(config, n_steps, n_in, n_out)

@@ -10,27 +10,20 @@ reader never sees a half-written run: a directory either exists whole or not at 
 from __future__ import annotations
 
 import csv
-import io
+import hashlib
 import json
-import os
 import platform
-import shutil
-import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
-from neurosim.errors import InputError
+from neurosim.errors import FileFormatError
+from neurosim.outputs import OutputError, atomic_dir, atomic_write
 
 CURVE_FIELDS = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr", "seed",
                 "phase", "iteration", "loss")
-
-
-class OutputError(InputError):
-    """The output location cannot be used (exists and is not empty, not writable, ...)."""
 
 
 def versions() -> dict[str, str]:
@@ -49,51 +42,6 @@ def checkpoint_path(out: Path) -> Path:
     directory."""
     out = Path(out)
     return out.parent / f".{out.name}.checkpoint.pt"
-
-
-def check_output_dir(out: Path, *, force: bool = False) -> None:
-    """Refuse an output directory that exists and is not empty (unless ``force``), or
-    whose parent cannot be created or written."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise OutputError(f"output {out} exists and is not empty (use --force to replace it)")
-    parent = out.resolve().parent
-    existing = next(p for p in (parent, *parent.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"output {out} cannot be written: {existing} is not a writable directory")
-
-
-@contextmanager
-def atomic_dir(out: Path, *, force: bool = False):
-    """Yield a temporary directory that replaces ``out`` only if the block succeeds."""
-    out = Path(out)
-    check_output_dir(out, force=force)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def atomic_write(path: Path, write: Callable[[io.IOBase], None], *, binary: bool = False) -> None:
-    """Write a file through ``write(fh)`` into a temporary sibling, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", newline=None if binary else "") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, obj) -> None:
@@ -121,9 +69,32 @@ def write_csv(path: Path, rows: list[dict], fields=None) -> None:
 
 
 def read_csv(path: Path) -> list[dict]:
-    """Rows of a tidy CSV with numbers parsed back (empty cells become None)."""
-    with open(path, newline="") as fh:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+    """Rows of a tidy CSV with numbers parsed back (empty cells become None); a missing,
+    undecodable or ragged file is a :class:`FileFormatError` naming it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise FileFormatError(f"table {path} cannot be read: {_reason(err)}") from None
+    if any(None in row or None in row.values() for row in rows):
+        raise FileFormatError(f"table {path} is damaged: a row has more or fewer cells than the header")
+    return [{k: _parse(v) for k, v in row.items()} for row in rows]
+
+
+def _reason(err: Exception) -> str:
+    return getattr(err, "strerror", None) or str(err)
+
+
+def read_json(path: Path, what: str = "file"):
+    """A JSON file; missing, undecodable or malformed JSON is a :class:`FileFormatError`."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileFormatError(f"{what} {path} not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise FileFormatError(f"{what} {path} cannot be read: {_reason(err)}") from None
+    except json.JSONDecodeError as err:
+        raise FileFormatError(f"{what} {path} is damaged: {err}") from None
 
 
 def _parse(v: str):
@@ -138,12 +109,15 @@ def _parse(v: str):
 
 
 def write_run(out: Path, result, *, figures: Callable[[Path], None] | None = None,
-              force: bool = False, meta: dict | None = None) -> Path:
+              replace: bool = False, meta: dict | None = None) -> Path:
     """Write a :class:`~neurosim.train.RunResult` as a run directory, atomically; ``meta``
-    (e.g. a sweep cell's timing and worker) is added to ``config.json``."""
-    with atomic_dir(out, force=force) as tmp:
+    (e.g. a sweep cell's timing and worker) is added to ``config.json``, with the full
+    precision profile each fixed-point run used (its content and SHA-256). The caller holds
+    the folder's lock (:func:`neurosim.outputs.claim_output`)."""
+    with atomic_dir(out, replace=replace) as tmp:
         write_json(tmp / "config.json",
-                   {"config": result.config.to_dict(), "versions": versions(), **(meta or {})})
+                   {"config": result.config.to_dict(), "versions": versions(),
+                    **provenance(result.profile), **(meta or {})})
         write_csv(tmp / "curves.csv", result.curves, CURVE_FIELDS)
         write_json(tmp / "summary.json", result.summary)
         torch.save({k: p._asdict() for k, p in result.params.items()}, tmp / "params.pt")
@@ -153,11 +127,46 @@ def write_run(out: Path, result, *, figures: Callable[[Path], None] | None = Non
     return Path(out)
 
 
+def provenance(profile: dict | None) -> dict:
+    """``{"profile": content, "profile_sha256": hash}`` of a fixed-point run's profile ({} in float)."""
+    if profile is None:
+        return {}
+    return {"profile": profile, "profile_sha256": profile_hash(profile)}
+
+
+def profile_hash(profile: dict) -> str:
+    return hashlib.sha256(json.dumps(profile, sort_keys=True).encode()).hexdigest()
+
+
+def profile_change(stored: dict | None, current: dict | None) -> str | None:
+    """The first difference between two profile dicts, in words (None when equal)."""
+    if stored == current:
+        return None
+    if stored is None or current is None:
+        return "no profile recorded" if stored is None else "the run had no profile"
+    for table in sorted(set(stored) | set(current)):
+        a, b = stored.get(table), current.get(table)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                if a.get(k) != b.get(k):
+                    return f"{table}.{k} was {a.get(k)!r}, now {b.get(k)!r}"
+        elif a != b:
+            return f"{table} was {a!r}, now {b!r}"
+    return "the profile differs"
+
+
 def load_run(path: Path) -> dict:
-    """``{"config": dict, "versions": dict, "curves": rows, "summary": rows}`` of a run dir."""
+    """``{"config": dict, "versions": dict, "curves": rows, "summary": rows}`` of a run dir;
+    a missing, half-written or damaged one is an :class:`~neurosim.errors.InputError`."""
     path = Path(path)
+    if not path.is_dir():
+        raise OutputError(f"{path} is not a run directory")
     if not (path / "summary.json").is_file():
         raise OutputError(f"{path} is not a complete run directory (no summary.json)")
-    cfg = json.loads((path / "config.json").read_text())
-    return {**cfg, "curves": read_csv(path / "curves.csv"),
-            "summary": json.loads((path / "summary.json").read_text())}
+    cfg = read_json(path / "config.json", "run config")
+    summary = read_json(path / "summary.json", "run summary")
+    if (not isinstance(cfg, dict) or not isinstance(cfg.get("config"), dict) or not isinstance(summary, list)
+            or not all(isinstance(r, dict) and {"backend", "gain", "seed"} <= r.keys() for r in summary)):
+        raise FileFormatError(f"{path} is not a neurosim run directory (config.json or summary.json "
+                              "has the wrong shape)")
+    return {**cfg, "curves": read_csv(path / "curves.csv"), "summary": summary}

@@ -3,6 +3,8 @@
 A sweep directory holds::
 
     manifest.json         the grid, fixed values, versions, executor, and each cell's status
+                          (written when the sweep starts and when it ends)
+    status.jsonl          while it runs: one line appended per finished or failed cell
     cells/<cell-id>/      one run directory per finished cell (config.json, curves.csv,
                           summary.json, params.pt), written atomically: whole or absent
     curves.csv            tidy, all finished cells: one row per network × backend × logged iteration
@@ -12,12 +14,16 @@ A sweep directory holds::
 Both tables start with ``cell`` (the cell id) and the grid keys that are not run-table columns
 already (``n_hidden``, ``feedback``, …), then the run columns (results.CURVE_FIELDS / summary).
 
-The sweep-level tables are rebuilt from the finished cells' directories after every cell, so
-they are always consistent, and a sweep killed at any moment (SIGKILL included) and run again
-skips its finished cells and ends with exactly the tables of an uninterrupted run. With the
-local executors a cell being trained also checkpoints every 200 iterations
-(``cells/.<cell-id>.checkpoint.pt``), so a killed long cell continues where it was, bit for bit;
-Dask workers may not share the sweep's file system, so their cells restart.
+The sweep-level tables are rebuilt from the finished cells' directories (at most every
+TABLE_SECONDS while cells finish, and at the end), so they are always consistent, and a sweep
+killed at any moment (SIGKILL included) and run again skips its finished cells and ends with
+exactly the tables of an uninterrupted run. With the local executors a cell being trained also
+checkpoints every 200 iterations (``cells/.<cell-id>.checkpoint.pt``), so a killed long cell
+continues where it was, bit for bit; Dask workers may not share the sweep's file system, so
+their cells restart.
+
+Limits (``neurosim.grid``): at most MAX_CELLS cells and MAX_SWEEP_NETWORKS networks, checked
+before anything is created; a damaged cell checkpoint is moved aside and the cell retrained.
 
 Best learning rate (as the paper chose it): among the networks that differ only in lr and seed,
 the lr with the fewest diverged seeds and then the lowest mean final loss over the others.
@@ -25,7 +31,6 @@ the lr with the fewest diverged seeds and then the lowest mean final loss over t
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import os
@@ -33,33 +38,31 @@ import platform
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from neurosim.config import TrainConfig
 from neurosim.executors import open_executor
-from neurosim.grid import Cell, SweepSpec, experiment_path, label_text, load_sweep
+from neurosim.grid import Cell, SweepError, SweepSpec, experiment_path, label_text, load_sweep
+from neurosim.outputs import OutputError, claim_output
+from neurosim.resources import check_run
 from neurosim.results import (
     CURVE_FIELDS,
-    OutputError,
-    check_output_dir,
     checkpoint_path,
+    profile_change,
     read_csv,
+    read_json,
     versions,
     write_csv,
     write_json,
     write_run,
 )
-from neurosim.train import RunResult, train
+from neurosim.train import CheckpointError, RunResult, load_checkpoint, train
 
 Progress = Callable[[int, int], None]
+TABLE_SECONDS = 30.0  # the sweep tables are rebuilt at most this often while cells finish, and at the end
 NOT_LR = tuple(k for k in CURVE_FIELDS if k not in ("lr", "seed", "phase", "iteration", "loss"))
-
-
-class SweepLockError(OutputError):
-    """Another live sweep is writing to the same directory."""
 
 
 @dataclass
@@ -92,14 +95,22 @@ class SweepResult:
 
 def train_cell(job: tuple[dict, str | None]) -> tuple[RunResult, dict]:
     """Train one cell (runs on a worker): the result and where/how long it ran. ``job`` is the
-    cell's config and its checkpoint path (None: no checkpoints)."""
+    cell's config and its checkpoint path (None: no checkpoints). A damaged checkpoint is moved
+    aside (``….damaged``, named in the meta) and the cell trains from the start."""
     import torch
 
     config, checkpoint = job
     start = time.perf_counter()
-    result = train(TrainConfig.from_dict(config), checkpoint=checkpoint and Path(checkpoint))
-    meta = {"seconds": time.perf_counter() - start, "worker": f"{platform.node()}:{os.getpid()}",
-            "torch_threads": torch.get_num_threads()}
+    meta = {}
+    try:
+        result = train(TrainConfig.from_dict(config), checkpoint=checkpoint and Path(checkpoint))
+    except CheckpointError as err:
+        aside = Path(f"{checkpoint}.damaged")
+        os.replace(checkpoint, aside)
+        meta["checkpoint_discarded"] = f"{err} (moved to {aside.name})"
+        result = train(TrainConfig.from_dict(config), checkpoint=Path(checkpoint))
+    meta.update({"seconds": time.perf_counter() - start, "worker": f"{platform.node()}:{os.getpid()}",
+                 "torch_threads": torch.get_num_threads()})
     return result, meta
 
 
@@ -110,18 +121,25 @@ def run_sweep(grid_config: SweepSpec | Path | str, out: Path, *, executor: str =
     """Train every cell of a sweep into ``out`` (see module docstring).
 
     ``grid_config``: a :class:`SweepSpec` or a sweep TOML path (validated before anything is
-    written). With ``resume`` (default) an existing sweep directory is continued: finished cells
-    are kept and skipped; without it a non-empty ``out`` is refused unless ``force`` replaces it.
-    ``progress(done, total)`` counts cells; ``on_cell`` gets each :class:`CellOutcome`.
+    written, with the memory guard of ``train`` for every cell when the cells run on this
+    machine). With ``resume`` (default) an existing sweep directory is continued: finished cells
+    are kept and skipped, and a cell whose precision profile changed since is refused; without it
+    a non-empty ``out`` is refused unless ``force`` replaces it. The folder is locked (before
+    anything is deleted) for the whole sweep. ``progress(done, total)`` counts cells; ``on_cell``
+    gets each :class:`CellOutcome`.
     """
     spec = grid_config if isinstance(grid_config, SweepSpec) else load_sweep(grid_config)
-    out = Path(out)
-    replace = _check_out(out, resume=resume, force=force)
-    with open_executor(executor, scheduler=scheduler, workers=workers) as run:
-        if replace:
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-        with _locked(out):
+    if executor != "dask":  # the cells train here: the same memory guard as train
+        for cell in spec.cells:
+            check_run(cell.config, memory=True)
+    with claim_output(out, force=force and not resume, existing_ok=resume) as out:
+        if resume and out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+            raise OutputError(f"output {out} is not a sweep directory; choose another --out, or replace "
+                              "it (--no-resume --force)")
+        with open_executor(executor, scheduler=scheduler, workers=workers) as run:
+            if out.exists() and not resume:
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
             return _run(spec, out, run, {"kind": executor, "scheduler": scheduler, "workers": workers},
                         progress, on_cell)
 
@@ -132,6 +150,7 @@ def _run(spec: SweepSpec, out: Path, run, executor_info: dict, progress: Progres
     cells_dir = out / "cells"
     cells_dir.mkdir(exist_ok=True)
     _remove_stale_temporaries(out)
+    _refuse_changed_profiles(spec, cells_dir)
     tables = _Tables(out, spec)
     outcomes: dict[str, CellOutcome] = {}
     for cell in spec.cells:
@@ -141,7 +160,7 @@ def _run(spec: SweepSpec, out: Path, run, executor_info: dict, progress: Progres
             if on_cell:
                 on_cell(outcomes[cell.id])
     pending = [c for c in spec.cells if c.id not in outcomes]
-    _write_manifest(out, spec, outcomes, executor_info)
+    log = _StatusLog(out, spec, outcomes, executor_info)
     tables.write()
     total = len(spec.cells)
     if progress:
@@ -155,15 +174,17 @@ def _run(spec: SweepSpec, out: Path, run, executor_info: dict, progress: Progres
             outcomes[cell.id] = CellOutcome(cell, "failed", error=f"{type(value).__name__}: {value}")
         else:
             result, meta = value
-            write_run(cells_dir / cell.id, result, force=True, meta={"cell": meta, "labels": cell.labels})
+            write_run(cells_dir / cell.id, result, replace=True, meta={"cell": meta, "labels": cell.labels})
             checkpoint_path(cells_dir / cell.id).unlink(missing_ok=True)
             outcomes[cell.id] = tables.add(cell, "done")
-            tables.write()
-        _write_manifest(out, spec, outcomes, executor_info)
+            tables.write(every=TABLE_SECONDS)
+        log.append(outcomes[cell.id])
         if progress:
             progress(sum(o.status != "failed" for o in outcomes.values()), total)
         if on_cell:
             on_cell(outcomes[cell.id])
+    tables.write()
+    log.close(outcomes)
     return SweepResult(out, spec, [outcomes[c.id] for c in spec.cells], tables.curves, tables.summary)
 
 
@@ -182,8 +203,11 @@ def load_sweep_dir(path: Path) -> dict:
     path = Path(path)
     if not (path / "manifest.json").is_file():
         raise OutputError(f"{path} is not a sweep directory (no manifest.json)")
-    return {"manifest": json.loads((path / "manifest.json").read_text()),
-            "curves": read_csv(path / "curves.csv"), "summary": read_csv(path / "summary.csv")}
+    manifest = read_json(path / "manifest.json", "sweep manifest")
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("grid"), dict):
+        raise OutputError(f"{path}/manifest.json is not a sweep manifest")
+    return {"manifest": manifest, "curves": read_csv(path / "curves.csv"),
+            "summary": read_csv(path / "summary.csv")}
 
 
 def mark_best_lr(summary: list[dict], group_keys: tuple[str, ...] = NOT_LR) -> dict[tuple, float]:
@@ -233,18 +257,23 @@ class _Tables:
         self.rows: dict[str, tuple[list[dict], list[dict]]] = {}
         self.curves: list[dict] = []
         self.summary: list[dict] = []
+        self.written = -math.inf
 
     def add(self, cell: Cell, status: str) -> CellOutcome:
         d = self.out / "cells" / cell.id
         extra = {"cell": cell.id, **{k: label_text(cell.labels.get(k, getattr(cell.config, k)))
                                      for k in extra_keys(self.spec.grid)}}
         curves = [{**extra, **r} for r in read_csv(d / "curves.csv")]
-        summary = [{**extra, **r} for r in json.loads((d / "summary.json").read_text())]
+        summary = [{**extra, **r} for r in read_json(d / "summary.json", "cell summary")]
         self.rows[cell.id] = (curves, summary)
-        meta = json.loads((d / "config.json").read_text()).get("cell", {})
+        meta = read_json(d / "config.json", "cell config").get("cell", {})
         return CellOutcome(cell, status, meta.get("seconds", 0.0), meta.get("worker", ""), summary=summary)
 
-    def write(self) -> None:
+    def write(self, every: float = 0.0) -> None:
+        """Rebuild and write both tables, unless they were written less than ``every`` s ago."""
+        if time.monotonic() - self.written < every:
+            return
+        self.written = time.monotonic()
         done = [self.rows[c.id] for c in self.spec.cells if c.id in self.rows]
         self.summary = [dict(r) for _, s in done for r in s]
         self.curves = [dict(r) for c, _ in done for r in c]
@@ -266,33 +295,6 @@ def _finished(d: Path, config: TrainConfig) -> bool:
         return False
 
 
-def _check_out(out: Path, *, resume: bool, force: bool) -> bool:
-    """Refuse an unusable ``out`` before anything runs; True when ``force`` will replace it."""
-    if force and not resume and out.exists():
-        check_output_dir(out, force=True)
-        return True
-    if resume and (out / "manifest.json").is_file():
-        check_output_dir(out, force=True)  # only the writability checks
-    elif out.exists() and out.is_dir() and any(out.iterdir()):
-        hint = "" if resume else "; resume it (--resume) or replace it (--force)"
-        what = "is not a sweep directory" if resume else "exists and is not empty"
-        raise OutputError(f"output {out} {what}{hint}")
-    else:
-        check_output_dir(out)
-    return False
-
-
-@contextmanager
-def _locked(out: Path) -> Iterator[None]:
-    """An exclusive lock on the sweep directory; the kernel frees it when the process dies."""
-    with open(out / ".lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise SweepLockError(f"another sweep is writing to {out}") from None
-        yield
-
-
 def _remove_stale_temporaries(out: Path) -> None:
     """Leftovers of writes a kill interrupted (``.name.tmp-*``): never part of a result."""
     for d in (out, out / "cells", out / "figures"):
@@ -300,20 +302,78 @@ def _remove_stale_temporaries(out: Path) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def _write_manifest(out: Path, spec: SweepSpec, outcomes: dict[str, CellOutcome], executor: dict) -> None:
-    cells = []
-    for c in spec.cells:
-        o = outcomes.get(c.id)
-        status = "pending" if o is None else "failed" if o.status == "failed" else "done"
-        cells.append({"id": c.id, "status": status, "labels": c.labels, "networks": _networks(c.config),
-                      "seconds": o.seconds if o else None, "worker": o.worker if o else None,
-                      "error": o.error if o and o.error else None, "config": c.config.to_dict()})
-    write_json(out / "manifest.json", {
-        **spec.to_dict(), "versions": versions(), "executor": executor,
-        "complete": all(c["status"] == "done" for c in cells), "cells": cells,
-    })
+class _StatusLog:
+    """``manifest.json`` (the grid and every cell, written when the sweep starts and when it
+    ends) and ``status.jsonl`` (one line appended per finished or failed cell), so the cost of
+    recording a cell does not grow with the grid. A reader merges the two (:func:`cell_status`)."""
+
+    def __init__(self, out: Path, spec: SweepSpec, outcomes: dict[str, CellOutcome], executor: dict):
+        self.out, self.spec, self.executor = out, spec, executor
+        self._write_manifest(outcomes)
+        self.fh = open(out / "status.jsonl", "w")  # noqa: SIM115 — closed by close()
+
+    def _write_manifest(self, outcomes: dict[str, CellOutcome]) -> None:
+        cells = [{"id": c.id, "labels": c.labels, "networks": c.config.networks, "config": c.config.to_dict(),
+                  **_status_fields(outcomes.get(c.id))} for c in self.spec.cells]
+        write_json(self.out / "manifest.json", {
+            **self.spec.to_dict(), "versions": versions(), "executor": self.executor,
+            "complete": all(c["status"] == "done" for c in cells), "cells": cells,
+        })
+
+    def append(self, outcome: CellOutcome) -> None:
+        self.fh.write(json.dumps({"id": outcome.cell.id, **_status_fields(outcome)}) + "\n")
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self, outcomes: dict[str, CellOutcome]) -> None:
+        self.fh.close()
+        self._write_manifest(outcomes)
+        (self.out / "status.jsonl").unlink(missing_ok=True)
 
 
-def _networks(config: TrainConfig) -> int:
-    return len(config.gains) * len(config.lrs) * config.seeds
+def _status_fields(o: CellOutcome | None) -> dict:
+    status = "pending" if o is None else "failed" if o.status == "failed" else "done"
+    return {"status": status, "seconds": o.seconds if o else None, "worker": o.worker if o else None,
+            "error": o.error if o and o.error else None}
 
+
+def cell_status(out: Path) -> dict[str, dict]:
+    """{cell id: status fields} of a sweep directory: the manifest, updated by ``status.jsonl``
+    (a sweep still running or killed; a torn last line of a killed write is skipped)."""
+    manifest = read_json(Path(out) / "manifest.json", "sweep manifest")
+    status = {c["id"]: {k: c.get(k) for k in ("status", "seconds", "worker", "error")}
+              for c in manifest.get("cells", [])}
+    log = Path(out) / "status.jsonl"
+    if log.is_file():
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+                status[entry.pop("id")] = entry
+            except (ValueError, KeyError, AttributeError):
+                continue
+    return status
+
+
+def _refuse_changed_profiles(spec: SweepSpec, cells_dir: Path) -> None:
+    """A finished or checkpointed fixed-point cell trained with a profile that has changed since
+    (an edited TOML file) is refused: resuming would mix two profiles' results."""
+    from neurosim.fixed_backend import resolve_profile
+
+    for cell in spec.cells:
+        if not cell.config.fixed_point:
+            continue
+        stored = None
+        config_file, ckpt = cells_dir / cell.id / "config.json", checkpoint_path(cells_dir / cell.id)
+        if config_file.is_file():
+            stored = read_json(config_file, "cell config").get("profile")
+        elif ckpt.is_file():
+            try:
+                stored = load_checkpoint(ckpt).get("profile")
+            except CheckpointError:
+                continue  # moved aside and retrained by train_cell
+        else:
+            continue
+        change = profile_change(stored, resolve_profile(cell.config).to_dict())
+        if change:
+            raise SweepError(f"cell {cell.id} was trained with a precision profile that has changed since "
+                             f"({change}); restore the profile, or start over (--no-resume --force)")

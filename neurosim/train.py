@@ -11,6 +11,9 @@ checkpoint that lets a killed run resume bit for bit.
 
 from __future__ import annotations
 
+import json
+import signal
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +24,12 @@ from torch import Tensor
 
 from neurosim.backends import Backend, make_backends
 from neurosim.config import ConfigError, TrainConfig
+from neurosim.errors import InputError
 from neurosim.lyapunov import max_lyapunov
 from neurosim.model import Params, alpha_from, init_params
-from neurosim.resources import check_memory, check_trial
-from neurosim.results import atomic_write
+from neurosim.outputs import atomic_write
+from neurosim.resources import check_run
+from neurosim.results import profile_change
 from neurosim.tasks import BatchStream, get_task
 
 Progress = Callable[[int, int], None]
@@ -49,6 +54,8 @@ class RunResult:
     curves: list[dict]
     summary: list[dict]
     params: dict[str, Params] = field(default_factory=dict)
+    profile: dict | None = None  # the full precision profile a fixed-point run used
+    resumed_from: int = 0  # iterations a checkpoint already held when this call started
 
 
 def members(config: TrainConfig) -> list[Member]:
@@ -96,9 +103,7 @@ class _Run:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.task = get_task(config.task, dt=config.dt / config.tau)
-        n_steps = self.task.n_steps  # a sampled trial for the neurogym tasks: ask once
-        check_trial(config, n_steps)
-        check_memory(config, n_steps, self.task.n_in, self.task.n_out)
+        check_run(config, memory=True)
         self.alpha = alpha_from(config.dt, config.tau)
         self.ens = members(config)
         seeds = sorted({m.seed for m in self.ens})
@@ -114,6 +119,7 @@ class _Run:
         ).map(lambda w: w.to(self.device))
         lr = torch.tensor([m.lr for m in self.ens], device=self.device)
         self.backends: list[Backend] = make_backends(config, params, self.alpha, lr, seeds_e)
+        self.profile = next((b.engine.profile.to_dict() for b in self.backends if hasattr(b, "engine")), None)
         self.trackers = {b.name: _Tracker(len(self.ens), config.final_window) for b in self.backends}
         self.le_before = {b.name: self.max_le(b) for b in self.backends}
         self.curves: list[dict] = []
@@ -168,24 +174,67 @@ class _Run:
                     **{f"sat_{k}": int(v[e]) for k, v in counters.items()},
                     **{k: float(v[e]) for k, v in stats.items()},
                 })
-        return RunResult(self.config, self.curves, summary, {b.name: b.params() for b in self.backends})
+        return RunResult(self.config, self.curves, summary, {b.name: b.params() for b in self.backends},
+                         self.profile)
 
     def state(self) -> dict:
         return {
-            "config": self.config.to_dict(), "done": self.done, "curves": self.curves,
+            "config": self.config.to_dict(), "profile": self.profile, "done": self.done,
+            "curves": self.curves,
             "stream": self.stream.state(), "backends": {b.name: b.state() for b in self.backends},
             "trackers": {k: vars(t) for k, t in self.trackers.items()},
         }
 
-    def load_state(self, state: dict) -> None:
-        if state["config"] != self.config.to_dict():
-            raise ConfigError("the checkpoint belongs to a different configuration; rerun without --resume")
-        self.done, self.curves = state["done"], state["curves"]
-        self.stream.load_state(state["stream"])
-        for b in self.backends:
-            b.load_state(state["backends"][b.name])
-        for k, t in self.trackers.items():
-            vars(t).update(state["trackers"][k])
+    def load_state(self, state: dict, where: Path) -> None:
+        """Continue from a checkpoint ``state`` (read from ``where``): refused when it belongs to
+        another configuration or profile, or is damaged."""
+        if _plain(state["config"]) != _plain(self.config.to_dict()):
+            raise ConfigError(f"the checkpoint {where} belongs to a different configuration; "
+                              "rerun without --resume")
+        change = profile_change(state.get("profile"), self.profile)
+        if change:
+            raise ConfigError(f"the precision profile changed since the checkpoint {where} was written "
+                              f"({change}); restore it, or rerun without --resume")
+        try:
+            self.done, self.curves = int(state["done"]), list(state["curves"])
+            if not 0 <= self.done <= self.total:
+                raise ValueError(f"iteration {self.done} outside 0..{self.total}")
+            self.stream.load_state(state["stream"])
+            for b in self.backends:
+                b.load_state(state["backends"][b.name])
+            for k, t in self.trackers.items():
+                vars(t).update(state["trackers"][k])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise CheckpointError(f"checkpoint {where} is damaged ({type(err).__name__}: {err}); "
+                                  "delete it or rerun without --resume") from None
+
+
+class CheckpointError(InputError):
+    """A checkpoint cannot be read or does not hold a run's state."""
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The state saved at ``path`` (tensors and plain data only: ``weights_only``, so a foreign
+    pickle cannot run code); a truncated, foreign or garbage file is a :class:`CheckpointError`."""
+    try:
+        with torch.serialization.safe_globals([Params]):
+            state = torch.load(path, weights_only=True)
+    except Exception as err:  # noqa: BLE001 — torch raises many kinds for a damaged file
+        raise CheckpointError(f"checkpoint {path} is damaged or not a neurosim checkpoint "
+                              f"({type(err).__name__}); delete it or rerun without --resume") from None
+    if not isinstance(state, dict) or not {"config", "done", "curves", "stream", "backends",
+                                           "trackers"} <= state.keys():
+        raise CheckpointError(f"checkpoint {path} does not hold a neurosim run's state; delete it or "
+                              "rerun without --resume")
+    return state
+
+
+def _plain(d: dict) -> dict:
+    """A config dict in JSON's terms (tuples as lists), for comparison."""
+    try:
+        return json.loads(json.dumps(d))
+    except (TypeError, ValueError):
+        return {"unreadable": repr(d)}
 
 
 def _device(name: str) -> torch.device:
@@ -226,20 +275,53 @@ def train(
     iterations, and a run that finds a checkpoint continues from it: a killed run resumed
     this way ends bit for bit as an uninterrupted one.
     """
-    if checkpoint_every <= 0:
+    if not isinstance(checkpoint_every, int) or checkpoint_every <= 0:
         raise ConfigError(f"checkpoint_every must be a positive integer, got {checkpoint_every}")
     with torch_threads(config.threads):
         run = _Run(config)
         if checkpoint is not None and Path(checkpoint).exists():
-            run.load_state(torch.load(checkpoint, weights_only=False))
-        while run.done < run.total:
-            run.iteration()
-            if progress:
-                progress(run.done, run.total)
-            if checkpoint is not None and run.done % checkpoint_every == 0 and run.done < run.total:
-                state = run.state()
-                atomic_write(checkpoint, lambda fh, state=state: torch.save(state, fh), binary=True)
-        return run.result()
+            run.load_state(load_checkpoint(checkpoint), checkpoint)
+        resumed_from = run.done
+
+        def save() -> None:
+            state = run.state()
+            atomic_write(checkpoint, lambda fh: torch.save(state, fh), binary=True)
+
+        with deferred_interrupt() as interrupted:
+            while run.done < run.total:
+                run.iteration()
+                if progress:
+                    progress(run.done, run.total)
+                if checkpoint is not None and run.done < run.total and (
+                        run.done % checkpoint_every == 0 or interrupted()):
+                    save()
+                if interrupted():
+                    raise KeyboardInterrupt
+        result = run.result()
+        result.resumed_from = resumed_from
+        return result
+
+
+@contextmanager
+def deferred_interrupt():
+    """Turn the first Ctrl-C (SIGINT) into a flag the loop reads between iterations, so the run
+    stops at a whole iteration and its checkpoint is consistent; a second Ctrl-C interrupts at
+    once. Yields ``interrupted() -> bool``. Outside the main thread it changes nothing."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None)):
+        yield lambda: False
+        return
+    hit = []
+
+    def handler(signum, frame):
+        hit.append(signum)
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextmanager

@@ -1,10 +1,11 @@
-"""Interrupted work: `neurosim train` killed with SIGKILL at random points and rerun with
---resume ends exactly as an uninterrupted run, float and fixed point (stochastic rounding), both
-with the cosine lr decay, whose clock the checkpoint keeps."""
+"""Interrupted work: `neurosim train` killed with SIGKILL after checkpoints, or stopped with
+Ctrl-C, and rerun with --resume ends exactly as an uninterrupted run, float and fixed point
+(stochastic rounding), both with the cosine lr decay, whose clock the checkpoint keeps."""
 
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from neurosim.results import checkpoint_path
+from neurosim.train import load_checkpoint
 
-ARGS = ["train", "--iters", "80", "--seeds", "2", "--n-hidden", "8", "--batch", "4",
-        "--log-every", "5", "--checkpoint-every", "5"]
+ARGS = ["train", "--iters", "300", "--seeds", "2", "--n-hidden", "8", "--batch", "4",
+        "--log-every", "5", "--checkpoint-every", "10"]
 
 
 def _cmd(out: Path, extra: list[str]) -> list[str]:
@@ -32,27 +34,60 @@ def _tables(out: Path) -> tuple[str, list]:
 @pytest.mark.parametrize("extra", [["--lr-decay", "cosine"], ["--bits", "8", "--lr-decay", "cosine"]],
                          ids=["float-cosine", "fixed8-cosine"])
 def test_sigkilled_train_resumes_to_identical_results(tmp_path, extra):
+    """Three SIGKILLs, each after the killed process itself wrote a checkpoint (not during
+    interpreter start-up); the last run reports the iteration it resumed from, which is the
+    last checkpoint's, and ends with the uninterrupted run's tables."""
     reference = tmp_path / "reference"
     subprocess.run(_cmd(reference, extra), check=True, capture_output=True)
     out = tmp_path / "killed"
+    ckpt = checkpoint_path(out)
     rng = random.Random(0)
-    kills = 0
-    for _ in range(3):  # kill at a random moment after a checkpoint exists, several times
+    reached = []
+    for _ in range(3):
+        before = ckpt.stat().st_mtime_ns if ckpt.exists() else None
         proc = subprocess.Popen(_cmd(out, [*extra, "--resume"]), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 60
-        while not checkpoint_path(out).exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 0.5))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            kills += 1
+        while not (ckpt.exists() and ckpt.stat().st_mtime_ns != before):  # this process checkpointed
+            assert proc.poll() is None and time.time() < deadline, "finished before a checkpoint"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.05))
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert not out.exists() or (out / "summary.json").exists()  # never a partial run dir
-    subprocess.run(_cmd(out, [*extra, "--resume"]), check=True, capture_output=True)
-    assert kills >= 1
+        assert not out.exists()  # never a partial run dir
+        reached.append(load_checkpoint(ckpt)["done"])
+    assert reached == sorted(reached) and reached[0] > 0
+    last = subprocess.run(_cmd(out, [*extra, "--resume"]), check=True, capture_output=True, text=True)
+    assert f"resumed from the checkpoint at iteration {reached[-1]} of" in last.stdout
     assert _tables(out) == _tables(reference)
-    assert not checkpoint_path(out).exists()
+    assert not ckpt.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_with_a_resume_line_and_resumes_identically(tmp_path):
+    """SIGINT (Ctrl-C) stops at a whole iteration, checkpoints it, exits 130 with the command
+    that resumes; running that command ends exactly as an uninterrupted run."""
+    reference = tmp_path / "reference"
+    subprocess.run(_cmd(reference, []), check=True, capture_output=True)
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(_cmd(out, []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not checkpoint_path(out).exists():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "resume with neurosim train" in lines[0] and "--resume" in lines[0], err
+    assert "Traceback" not in err and not out.exists()
+    stopped_at = load_checkpoint(checkpoint_path(out))["done"]
+    args = shlex.split(lines[0].split("resume with ", 1)[1])[1:]
+    last = subprocess.run([sys.executable, "-m", "neurosim", *args], check=True, capture_output=True,
+                          text=True)
+    assert f"resumed from the checkpoint at iteration {stopped_at} of" in last.stdout
+    assert _tables(out) == _tables(reference)
 
 
 def test_resume_of_a_complete_run_does_not_redo_it(tmp_path):

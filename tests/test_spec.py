@@ -204,25 +204,31 @@ def test_unknown_profile_is_refused(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-def test_non_empty_output_is_refused_without_force(tmp_path):
+def test_non_empty_output_is_refused_and_force_replaces_only_an_export(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(OutputError, match="exists and is not empty"):
         export_spec("int16", out, trials=1, steps=3)
-    assert _leftovers(out) == ["keep.txt"]
+    with pytest.raises(OutputError, match="did not write"):  # --force never deletes a user's folder
+        export_spec("int16", out, trials=1, steps=3, force=True)
+    assert _leftovers(out) == ["keep.txt"] and _leftovers(tmp_path) == ["out"]
+    (out / "keep.txt").unlink()
+    export_spec("int16", out, trials=1, steps=3)
+    (out / "stale.txt").write_text("x")
     export_spec("int16", out, trials=1, steps=3, force=True)
-    assert (out / "spec.json").is_file() and not (out / "keep.txt").exists()
+    assert (out / "spec.json").is_file() and not (out / "stale.txt").exists()
+    assert _leftovers(tmp_path) == ["out"]  # no lock, probe or temporary left beside it
 
 
 def test_network_beyond_the_exactness_bound_is_refused_and_nothing_is_written(tmp_path):
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    export_spec("int16", out, trials=1, steps=3)
+    before = _leftovers(out)
     # float-like-24: N · 2^23 · 2^19 · 2 >= 2^53 once N >= 1024
     with pytest.raises(ExactnessError, match="2\\^53"):
         export_spec("float-like-24", out, n_hidden=1024, trials=1, steps=2, force=True)
-    assert _leftovers(tmp_path) == ["out"] and _leftovers(out) == ["keep.txt"]
+    assert _leftovers(tmp_path) == ["out"] and _leftovers(out) == before
 
 
 @pytest.mark.parametrize("kw, match", [

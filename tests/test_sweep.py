@@ -18,6 +18,7 @@ from cli_helpers import run_cli
 
 from neurosim.errors import InputError
 from neurosim.grid import SweepError, experiment_path, list_experiments, load_sweep, parse_assignments
+from neurosim.outputs import lock_path
 from neurosim.results import OutputError
 from neurosim.sweep import mark_best_lr, run_sweep
 
@@ -237,7 +238,7 @@ def test_failed_cell_is_recorded_and_retried_by_the_next_run(tmp_path, monkeypat
     assert [o.status for o in second.outcomes] == ["done", "resumed"]
 
 
-def test_output_rules_no_resume_refuses_force_replaces_lock_excludes(tmp_path):
+def test_output_rules_no_resume_refuses_force_replaces_only_a_sweep_lock_excludes(tmp_path):
     toml = _toml(tmp_path, f"[grid]\ngain = [1.0]\n[fixed]\n{TINY_TOML}")
     out = tmp_path / "out"
     out.mkdir()
@@ -246,12 +247,20 @@ def test_output_rules_no_resume_refuses_force_replaces_lock_excludes(tmp_path):
         run_sweep(toml, out, executor="serial")
     with pytest.raises(OutputError, match="not empty"):
         run_sweep(toml, out, executor="serial", resume=False)
-    run_sweep(toml, out, executor="serial", resume=False, force=True)
-    assert not (out / "notes.txt").exists() and (out / "summary.csv").is_file()
-    with open(out / ".lock", "w") as fh:
+    with pytest.raises(OutputError, match="did not write"):  # --force never deletes a user's folder
+        run_sweep(toml, out, executor="serial", resume=False, force=True)
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    run_sweep(toml, out, executor="serial")
+    (out / "stray.txt").write_text("x")
+    run_sweep(toml, out, executor="serial", resume=False, force=True)  # a sweep folder: replaced
+    assert not (out / "stray.txt").exists() and (out / "summary.csv").is_file()
+    with open(lock_path(out), "w") as fh:  # another live command holds the folder
         fcntl.flock(fh, fcntl.LOCK_EX)
-        with pytest.raises(OutputError, match="another sweep"):
-            run_sweep(toml, out, executor="serial")
+        for kw in ({}, {"resume": False, "force": True}):
+            with pytest.raises(OutputError, match="another neurosim command"):
+                run_sweep(toml, out, executor="serial", **kw)
+        assert (out / "summary.csv").is_file()  # the lock is taken before anything is deleted
 
 
 def test_shipped_experiments_are_valid_and_quick_is_small():

@@ -9,19 +9,19 @@ Layout of the output directory::
     c/               eprop_ref.h (generated), eprop_ref.c, eprop_driver.c
 
 Everything is computed first and written into a temporary sibling directory that replaces
-``out`` only when complete (:func:`neurosim.results.atomic_dir`), so a failure leaves nothing.
+``out`` only when complete (:func:`neurosim.outputs.atomic_dir`), so a failure leaves nothing.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
 from hw_models._exactness import ExactnessError
+from hw_models.checks import check_gain, check_int, check_seed
 from hw_models.cost import estimate
 from hw_models.operations import all_ops, max_shift_problem
 from hw_models.profile import Profile, load_profile
@@ -30,31 +30,39 @@ from hw_models.spec.datasheet import datasheet
 from hw_models.spec.document import build_spec, golden_manifest
 from hw_models.spec.golden import hex_files, run_golden
 from neurosim.errors import InputError
-from neurosim.results import atomic_dir, check_output_dir
-from neurosim.tasks import TASKS
+from neurosim.outputs import atomic_dir, claim_output, write_files
+from neurosim.tasks import TASKS, get_task
 
 
 class SpecError(InputError):
     """Bad export-spec input (sizes, task, gain); the message names the option."""
 
 
-def _check(n_hidden: int, task: str, gain: float, trials: int, steps: int | None) -> None:
-    for name, v, lo in (("n_hidden", n_hidden, 1), ("trials", trials, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise SpecError(f"--{name.replace('_', '-')} must be an integer >= {lo}, got {v!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise SpecError(f"--steps must be an integer >= 1, got {steps!r}")
+MAX_GOLDEN_VALUES = 2**28  # recorded values (each kept as int64, hex text and npz): ~8 GiB
+
+
+def _check(n_hidden: int, task: str, gain: float, trials: int, steps: int | None, seed: int = 0) -> None:
+    check_int("--n-hidden", n_hidden, 1, error=SpecError)
+    check_int("--trials", trials, 1, error=SpecError)
+    if steps is not None:
+        check_int("--steps", steps, 1, error=SpecError)
+    check_seed("--seed", seed, error=SpecError)
     if task not in TASKS:
         raise SpecError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if not (isinstance(gain, int | float) and math.isfinite(gain) and gain >= 0):
-        raise SpecError(f"--gain must be a finite number >= 0, got {gain!r}")
+    check_gain("--gain", gain, error=SpecError)
+    # every step records the N x N accumulators of two matrices and the (N,) signals
+    values = trials * (steps or get_task(task).n_steps) * (3 * n_hidden * n_hidden + 20 * n_hidden)
+    if values > MAX_GOLDEN_VALUES:
+        raise SpecError(f"golden vectors of N={n_hidden}, {trials} trials of {steps or 'all'} steps would "
+                        f"record ~{values:.2g} values (limit {MAX_GOLDEN_VALUES:.2g}); use a smaller "
+                        "--n-hidden, fewer --trials or --steps")
 
 
 def build_export(profile: str | Profile, *, n_hidden: int = 8, task: str = "romo", gain: float = 1.0,
                  trials: int = 2, steps: int | None = None, seed: int = 0,
                  alpha: float = 0.5) -> dict[str, str | bytes]:
     """Every file of the export (relative path → text or bytes), computed in memory."""
-    _check(n_hidden, task, gain, trials, steps)
+    _check(n_hidden, task, gain, trials, steps, seed)
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     run = run_golden(prof, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
                      seed=seed, alpha=alpha)
@@ -89,17 +97,11 @@ def export_spec(profile: str | Profile, out: str | Path, *, n_hidden: int = 8, t
     Raises an :class:`~neurosim.errors.InputError` (ProfileError, OutputError, ExactnessError,
     SpecError) on bad input, before anything is written."""
     out = Path(out)
-    _check(n_hidden, task, gain, trials, steps)
+    _check(n_hidden, task, gain, trials, steps, seed)
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    check_output_dir(out, force=force)
-    files = build_export(prof, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
-                         seed=seed)
-    with atomic_dir(out, force=force) as tmp:
-        for rel, content in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content)
+    with claim_output(out, force=force) as out:
+        files = build_export(prof, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
+                             seed=seed)
+        with atomic_dir(out, replace=True) as tmp:
+            write_files(tmp, files)
     return out
