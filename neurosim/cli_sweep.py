@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from neurosim.errors import Interrupted
 from neurosim.report import progress_bar
 
 Opt = typer.Option
@@ -92,8 +93,12 @@ def reproduce(
 
 def _run(call, **kw):
     """Call the API with a progress bar over cells and one line per finished cell."""
-    with progress_bar("sweep cells") as advance:
-        result, figures = call(progress=advance, on_cell=lambda o: typer.echo(cell_line(o)), **kw)
+    try:
+        with progress_bar("sweep cells") as advance:
+            result, figures = call(progress=advance, on_cell=lambda o: typer.echo(cell_line(o)), **kw)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; finished cells are kept (and a cell in training is "
+                          "checkpointed): rerun the same command to resume") from None
     if figures:
         _report_figures(figures)
     if result.failed:

@@ -65,6 +65,7 @@ def check_output(out: str | Path, *, force: bool = False, existing_ok: bool = Fa
     out = Path(out)
     if str(out).strip() == "":
         raise OutputError("the output folder is an empty path")
+    _check_names(out)
     resolved = out.resolve()
     why = _protected(resolved)
     if why:
@@ -79,15 +80,28 @@ def check_output(out: str | Path, *, force: bool = False, existing_ok: bool = Fa
         if not any((out / m).exists() for m in OUTPUT_MARKERS):
             raise OutputError(f"output {out} holds files neurosim did not write; --force replaces only a "
                               "neurosim output folder: remove it yourself or choose another --out")
-    _check_names(out)
     _probe(resolved)
     return out
 
 
+def remove_output(out: Path) -> None:
+    """Delete output folder ``out`` (``--force``), re-checking right here what
+    :func:`check_output` checked: never a protected location, never a folder neurosim did not
+    write. The caller holds its lock."""
+    out = Path(out)
+    why = _protected(out.resolve())
+    if why or out.is_symlink() or not out.is_dir():
+        raise OutputError(f"refusing to delete {out}: {why or 'not a folder'}")
+    if any(out.iterdir()) and not any((out / m).exists() for m in OUTPUT_MARKERS):
+        raise OutputError(f"refusing to delete {out}: it holds files neurosim did not write")
+    shutil.rmtree(out)
+
+
 def _check_names(out: Path) -> None:
     """Refuse a path the file system cannot hold (names of hidden siblings included)."""
-    if len(os.fsencode(str(out.resolve()))) > 4000:
-        raise OutputError(f"output path is too long ({len(str(out.resolve()))} characters)")
+    absolute = os.path.abspath(out)
+    if len(os.fsencode(absolute)) > 4000:
+        raise OutputError(f"output path is too long ({len(absolute)} characters)")
     for i, part in enumerate(out.parts):
         limit = 255 - (SIBLING_SUFFIX + 1 if i == len(out.parts) - 1 else 0)
         if len(os.fsencode(part)) > limit:

@@ -16,10 +16,15 @@ GROUP = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr")
 
 @contextmanager
 def progress_bar(description: str) -> Iterator:
-    """Yield ``advance(done, total)`` that drives a bar on stderr."""
+    """Yield ``advance(done, total)`` that drives a bar on stderr (nothing without a terminal:
+    a log or a pipe gets no control characters and no stray blank line)."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda done, total: None
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(description, total=None)
 
         def advance(done: int, total: int) -> None:

@@ -45,7 +45,7 @@ from pathlib import Path
 from neurosim.config import TrainConfig
 from neurosim.executors import open_executor
 from neurosim.grid import Cell, SweepError, SweepSpec, experiment_path, label_text, load_sweep
-from neurosim.outputs import OutputError, claim_output
+from neurosim.outputs import OutputError, claim_output, remove_output
 from neurosim.resources import check_run
 from neurosim.results import (
     CURVE_FIELDS,
@@ -138,7 +138,7 @@ def run_sweep(grid_config: SweepSpec | Path | str, out: Path, *, executor: str =
                               "it (--no-resume --force)")
         with open_executor(executor, scheduler=scheduler, workers=workers) as run:
             if out.exists() and not resume:
-                shutil.rmtree(out)
+                remove_output(out)
             out.mkdir(parents=True, exist_ok=True)
             return _run(spec, out, run, {"kind": executor, "scheduler": scheduler, "workers": workers},
                         progress, on_cell)

@@ -1,10 +1,11 @@
-"""Executors: local worker processes and a real Dask cluster give the tables of an in-process
-run byte for byte, one torch thread per cell; executor misuse is an input error."""
+"""Executors: local worker processes and a real Dask cluster (worker processes over TCP) give
+the tables of an in-process run byte for byte, one torch thread per cell; executor misuse is an
+input error."""
 
 import json
+import os
 
 import pytest
-import torch
 
 from neurosim.executors import ExecutorError, open_executor
 from neurosim.grid import load_sweep
@@ -12,14 +13,6 @@ from neurosim.sweep import run_sweep
 
 SPEC = {"grid": {"rule": ["bptt", "eprop"], "task": ["romo", "dms"], "gain": [0.5, 1.0], "lr": [1e-3, 3e-3]},
         "fixed": {"iters": 12, "seeds": 2, "batch": 4, "n_hidden": 8, "log_every": 4, "final_window": 4}}
-
-
-@pytest.fixture
-def keep_torch_threads():
-    """An in-process Dask worker sets this process's torch threads to 1; restore them after."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 def _tables(out) -> dict[str, bytes]:
@@ -30,21 +23,24 @@ def _threads(out) -> set[int]:
     return {json.loads(p.read_text())["cell"]["torch_threads"] for p in out.glob("cells/*/config.json")}
 
 
-def test_local_processes_and_dask_cluster_give_identical_results(tmp_path, keep_torch_threads):
+def test_local_processes_and_dask_cluster_give_identical_results(tmp_path):
     from distributed import LocalCluster
 
     spec = load_sweep(SPEC)
     reference = run_sweep(spec, tmp_path / "serial", executor="serial")
     assert len(reference.spec.cells) == 4 and not reference.failed
     local = run_sweep(spec, tmp_path / "local", executor="local", workers=2)
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    # worker processes over TCP: jobs and results are pickled and sent, as on a real cluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp://",
+                      host="127.0.0.1", dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         dask = run_sweep(spec, tmp_path / "dask", executor="dask", scheduler=cluster.scheduler_address)
     assert not local.failed and not dask.failed
     assert _tables(tmp_path / "local") == _tables(tmp_path / "serial") == _tables(tmp_path / "dask")
     for kind in ("serial", "local", "dask"):
         assert _threads(tmp_path / kind) == {1}
-    workers = {o.worker for o in local.outcomes}
-    assert all(w.split(":")[1] != str(__import__("os").getpid()) for w in workers)  # not this process
+    for result in (local, dask):  # every cell ran in another process than this one
+        assert all(o.worker.split(":")[1] != str(os.getpid()) for o in result.outcomes)
 
 
 @pytest.mark.parametrize("kind,kw,word", [

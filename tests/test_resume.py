@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
+from hw_models.profile import PROFILE_DIR
 from neurosim.results import checkpoint_path
-from neurosim.train import load_checkpoint
+from neurosim.train import _Run, load_checkpoint
 
 ARGS = ["train", "--iters", "300", "--seeds", "2", "--n-hidden", "8", "--batch", "4",
         "--log-every", "5", "--checkpoint-every", "10"]
@@ -96,3 +99,41 @@ def test_resume_of_a_complete_run_does_not_redo_it(tmp_path):
     before = (out / "curves.csv").stat().st_mtime_ns
     subprocess.run(_cmd(out, ["--resume"]), check=True, capture_output=True)
     assert (out / "curves.csv").stat().st_mtime_ns == before
+
+
+def test_resuming_a_run_after_its_profile_file_was_edited_is_refused(tmp_path, capsys, monkeypatch):
+    """A checkpoint and a finished run record the profile's content: an edited TOML file is
+    named in the refusal, not silently mixed into the results."""
+    profile = tmp_path / "chip.toml"
+    original = (PROFILE_DIR / "int8-stochastic.toml").read_text()
+    profile.write_text(original)
+    out = tmp_path / "run"
+    args = ["train", "--profile", str(profile), "--iters", "20", "--seeds", "1", "--n-hidden", "4",
+            "--batch", "2", "--checkpoint-every", "5", "--out", str(out)]
+    edited = original.replace('eps = "s8.5"', 'eps = "s8.4"')
+    assert edited != original
+    # a finished run
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["profile"]["formats"]["eps"] == "s8.5" and len(config["profile_sha256"]) == 64
+    profile.write_text(edited)
+    code, _, err = run_cli([*args, "--resume"], capsys)
+    assert code == 2 and "formats.eps was 's8.5', now 's8.4'" in err, err
+    # a run stopped after its checkpoint at iteration 10
+    shutil.rmtree(out)
+    profile.write_text(original)
+    real = _Run.iteration
+
+    def stop_at_11(run):
+        if run.done == 11:
+            raise SystemError("killed")
+        real(run)
+
+    monkeypatch.setattr(_Run, "iteration", stop_at_11)
+    code, _, err = run_cli(args, capsys)
+    assert code == 1 and "killed" in err and load_checkpoint(checkpoint_path(out))["done"] == 10
+    monkeypatch.setattr(_Run, "iteration", real)
+    profile.write_text(edited)
+    code, _, err = run_cli([*args, "--resume"], capsys)
+    assert code == 2 and "formats.eps was 's8.5', now 's8.4'" in err, err

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -327,3 +328,66 @@ def test_final_loss_vs_gain_draws_one_panel_per_task_and_needs_three_gains(tmp_p
     assert drawn.stat().st_size > 1000
     assert plot_final_loss_vs_gain([r for r in rows if r["gain"] != 0.6], tmp_path / "two.png") is None
     assert not (tmp_path / "two.png").exists()
+
+
+def test_a_damaged_cell_checkpoint_is_moved_aside_and_the_cell_retrained(tmp_path):
+    toml = _toml(tmp_path, f"[grid]\ngain = [1.0]\n[fixed]\n{TINY_TOML}")
+    reference = run_sweep(toml, tmp_path / "reference", executor="serial")
+    out = tmp_path / "out"
+    run_sweep(toml, out, executor="serial")
+    cell = reference.spec.cells[0].id
+    shutil.rmtree(out / "cells" / cell)  # as if killed while the cell trained, its checkpoint damaged
+    ckpt = out / "cells" / f".{cell}.checkpoint.pt"
+    ckpt.write_bytes(b"\x80\x04 not a checkpoint")
+    result = run_sweep(toml, out, executor="serial")
+    assert [o.status for o in result.outcomes] == ["done"]
+    meta = json.loads((out / "cells" / cell / "config.json").read_text())["cell"]
+    assert "damaged" in meta["checkpoint_discarded"]
+    assert (ckpt.parent / f"{ckpt.name}.damaged").is_file() and not ckpt.exists()
+    for name in ("curves.csv", "summary.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+
+
+def test_resuming_after_the_profile_file_was_edited_is_refused_naming_the_change(tmp_path, capsys):
+    from hw_models.profile import PROFILE_DIR
+
+    profile = tmp_path / "chip.toml"
+    profile.write_text((PROFILE_DIR / "int8-stochastic.toml").read_text())
+    toml = _toml(tmp_path, f'[grid]\ngain = [1.0]\n[fixed]\nprofile = "{profile}"\n{TINY_TOML}')
+    out = tmp_path / "out"
+    assert not run_sweep(toml, out, executor="serial").failed
+    profile.write_text(profile.read_text().replace('W_h = "s8.6"', 'W_h = "s8.5"'))
+    code, _, err = run_cli(["sweep", str(toml), "--out", str(out), "--executor", "serial"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "formats.W_h was 's8.6', now 's8.5'" in err
+
+
+SIGINT_DRIVER = """
+import sys
+from neurosim.cli import main
+sys.argv = ["neurosim", "sweep", sys.argv[1], "--out", sys.argv[2], "--executor", "serial", "--no-plot"]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_sweep_exits_130_and_the_rerun_ends_as_an_uninterrupted_sweep(tmp_path):
+    toml = _toml(tmp_path, KILL_GRID)
+    reference = run_sweep(toml, tmp_path / "reference", executor="serial")
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-c", SIGINT_DRIVER, str(toml), str(out)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not _finished_cells(out):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    assert len(_finished_cells(out)) < len(reference.spec.cells)
+    rerun = subprocess.run([sys.executable, "-c", SIGINT_DRIVER, str(toml), str(out)], cwd=ROOT,
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    for name in ("curves.csv", "summary.csv"):
+        assert (out / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
