@@ -37,6 +37,22 @@ def listing(folder: Path) -> list[str]:
 
 # -- --force and protected locations ------------------------------------------------------------
 
+@pytest.fixture(autouse=True)
+def deletions_stay_in_tmp(tmp_path_factory, monkeypatch):
+    """A safety net for the machine running these tests: should a guard regress, a deletion
+    outside pytest's temporary folders fails the test instead of happening."""
+    import shutil
+
+    real, root = shutil.rmtree, tmp_path_factory.getbasetemp().resolve()
+
+    def guarded(path, *a, **k):
+        if not Path(path).resolve().is_relative_to(root):
+            raise AssertionError(f"attempted to delete {path} outside the test folders")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(shutil, "rmtree", guarded)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """A working directory holding a user's canary file, inside a fake home."""
@@ -49,7 +65,7 @@ def workdir(tmp_path, monkeypatch):
     return work
 
 
-@pytest.mark.parametrize("out", [".", "..", "./", "../project", "~", "/"])
+@pytest.mark.parametrize("out", [".", "..", "./", "../project", "~"])
 @pytest.mark.parametrize("command", [
     ["train", *TINY],
     ["sweep", "--grid", "gain=1.0", "--set", "iters=2", "--set", "n_hidden=4", "--set", "seeds=1",
@@ -63,6 +79,17 @@ def test_force_never_touches_the_working_directory_its_parents_or_home(workdir, 
     refused(code, err, match="output")
     assert (workdir / "canary.txt").read_text() == "the user's work"
     assert listing(workdir.parent) == before
+
+
+@pytest.mark.parametrize("out", ["/", "/usr", "/etc/.."])
+def test_the_root_and_its_parents_are_never_an_output(workdir, out):
+    """Checked on the guard itself (never through a command that could delete them)."""
+    from neurosim.outputs import OutputError, check_output, remove_output
+
+    with pytest.raises(OutputError, match="parent of the working directory|did not write"):
+        check_output(out, force=True)
+    with pytest.raises(OutputError, match="refusing to delete"):
+        remove_output(Path(out))
 
 
 def test_force_refuses_a_folder_neurosim_did_not_write(workdir, capsys):
