@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import pickle
 import platform
 import shutil
 import tempfile
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 
 from neurosim.errors import InputError
+from neurosim.model import Params
 
 CURVE_FIELDS = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr", "seed",
                 "phase", "iteration", "loss")
@@ -161,3 +163,14 @@ def load_run(path: Path) -> dict:
     cfg = json.loads((path / "config.json").read_text())
     return {**cfg, "curves": read_csv(path / "curves.csv"),
             "summary": json.loads((path / "summary.json").read_text())}
+
+
+def load_run_params(path: Path) -> dict:
+    """The trained parameters of a run directory: ``{backend name: Params}``."""
+    f = Path(path) / "params.pt"
+    try:
+        stored = torch.load(f, weights_only=True)
+        return {k: Params(**v) for k, v in stored.items()}
+    except (OSError, RuntimeError, TypeError, AttributeError, EOFError, ValueError, KeyError,
+            pickle.UnpicklingError) as err:
+        raise OutputError(f"{f}: cannot read the run's parameters ({type(err).__name__}: {err})") from None
