@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_exc  # typer vendors click; no public alias
 
+from neurosim.cli_claims import claims
 from neurosim.cli_lyapunov import lyapunov
 from neurosim.cli_profiles import profiles_app
 from neurosim.cli_spec import cost, export_spec
@@ -26,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="neurosim: initial gain, gradient flossing and e-prop, in float and fixed point.")
 
 app.add_typer(profiles_app, name="profiles")
-for command in (lyapunov, sweep, plot, reproduce, cost):
+for command in (lyapunov, sweep, plot, reproduce, cost, claims):
     app.command()(command)
 app.command("export-spec")(export_spec)
 Opt = typer.Option
