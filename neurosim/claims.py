@@ -97,19 +97,20 @@ def collect(out: Path) -> Tables:
 
 
 def pilot_choice(pilot: list[dict]) -> dict[float, float | None]:
-    """Per α: the smallest flossing lr whose mean λ₁² after flossing is <= LAMBDA2_TARGET at
-    every gain (None if none is)."""
+    """Per α, flossing's lr from a pilot (rows with ``alpha``, ``flossing``, ``gain``,
+    ``le_after``): the smallest lr whose mean λ₁² after flossing is <= LAMBDA2_TARGET at every
+    gain; if none is, the lr with the lowest mean λ₁² over all networks among those whose
+    networks all stayed finite (None if none did)."""
     by: dict[tuple, list[float]] = defaultdict(list)
     for r in pilot:
         by[(r["alpha"], _floss_lr(r["flossing"]), r["gain"])].append(r["le_after"])
     out: dict[float, float | None] = {}
     for a in sorted({k[0] for k in by}):
-        ok = [
-            lr
-            for lr in sorted({k[1] for k in by if k[0] == a})
-            if all(np.mean(np.square(v)) <= LAMBDA2_TARGET for k, v in by.items() if k[:2] == (a, lr))
-        ]
-        out[a] = ok[0] if ok else None
+        lrs = sorted({k[1] for k in by if k[0] == a})
+        lam2 = {lr: [float(np.mean(np.square(v))) for k, v in by.items() if k[:2] == (a, lr)] for lr in lrs}
+        ok = [lr for lr in lrs if all(m <= LAMBDA2_TARGET for m in lam2[lr])]
+        finite = [lr for lr in lrs if all(math.isfinite(m) for m in lam2[lr])]
+        out[a] = ok[0] if ok else min(finite, key=lambda lr: np.mean(lam2[lr])) if finite else None
     return out
 
 
@@ -138,23 +139,8 @@ def render_markdown(t: Tables, *, quick: bool = False) -> str:
         f"Mann–Whitney U (two-sided), r = rank-biserial (> 0: gain 0.2 higher).",
         "",
     ]
-    lines += _table(
-        ["setting", "measure", "gain 0.2", "gain 1.0", "n", "p (MWU)", "ratio 0.2/1.0", "r", "verdict"],
-        [
-            [
-                r["setting"],
-                r["measure"],
-                _ms(r["a"]) + f" (lr {r['lr_a']:g})",
-                _ms(r["b"]) + f" (lr {r['lr_b']:g})",
-                _n(r),
-                _p(r["p"]),
-                _f(r["ratio"]),
-                _f(r["r"]),
-                r["verdict"],
-            ]
-            for rows in c1.values()
-            for r in rows
-        ],
+    lines += _rows_table(
+        c1, ["setting", "measure", *GROUPS, "ratio 0.2/1.0", "r", "verdict"], "gain 0.2", "gain 1.0"
     )
     lines += [
         "",
@@ -167,24 +153,7 @@ def render_markdown(t: Tables, *, quick: bool = False) -> str:
         "d = Cohen's d.",
         "",
     ]
-    lines += _table(
-        ["setting", "measure", "A", "B", "n", "p (Welch)", "d", "near", "verdict"],
-        [
-            [
-                r["setting"],
-                r["measure"],
-                _ms(r["a"]),
-                _ms(r["b"]),
-                _n(r),
-                _p(r["p"]),
-                _f(r["d"]),
-                _f(r.get("near", math.nan)),
-                r["verdict"],
-            ]
-            for rows in c2.values()
-            for r in rows
-        ],
-    )
+    lines += _rows_table(c2, ["setting", "measure", "A", "B", "n", "p (Welch)", "d", "near", "verdict"])
     lines += [
         "",
         "## Claim 3: flossing before (and during) training improves e-prop",
@@ -195,35 +164,8 @@ def render_markdown(t: Tables, *, quick: bool = False) -> str:
         "(> 1: flossing better). Mann–Whitney U, r = rank-biserial (< 0: flossing lower).",
         "",
     ]
-    lines += _table(
-        [
-            "setting",
-            "variant",
-            "measure",
-            "flossing",
-            "no flossing",
-            "n",
-            "p (MWU)",
-            "factor",
-            "r",
-            "verdict",
-        ],
-        [
-            [
-                r["setting"],
-                r["variant"],
-                r["measure"],
-                _ms(r["a"]) + f" (lr {r['lr_a']:g})",
-                _ms(r["b"]) + f" (lr {r['lr_b']:g})",
-                _n(r),
-                _p(r["p"]),
-                _f(r["factor"]),
-                _f(r["r"]),
-                r["verdict"],
-            ]
-            for rows in c3.values()
-            for r in rows
-        ],
+    lines += _rows_table(
+        c3, ["setting", "variant", "measure", *GROUPS, "factor", "r", "verdict"], "flossing", "no flossing"
     )
     lines += ["", "## Flossing's own lr (pilot)", ""] + _pilot(t)
     lines += ["", "## Runs", ""] + _runs(t)
@@ -278,7 +220,7 @@ def _pilot(t: Tables) -> list[str]:
     chosen = pilot_choice(t.pilot)
     text = [
         f"Rule: the smallest flossing lr with mean λ₁² <= {LAMBDA2_TARGET} at every gain after 100 "
-        "iterations. Chosen: "
+        "iterations (else the lowest mean λ₁² among lrs whose networks all stay finite). Chosen: "
         + ", ".join(f"α={a}: {lr if lr is None else f'{lr:g}'}" for a, lr in chosen.items())
         + "; the claim-3 sweeps floss at "
         + ", ".join(f"α={a}: {', '.join(f'{x:g}' for x in lrs)}" for a, lrs in sorted(t.floss_grid.items()))
@@ -337,6 +279,35 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def _ms(v: np.ndarray) -> str:
     return f"{v.mean():.4g} ± {v.std(ddof=1):.2g}" if len(v) > 1 else (f"{v[0]:.4g}" if len(v) else "—")
+
+
+GROUPS = ("group a", "group b", "n", "p")
+CELLS = {  # table column → its text from a verdict row
+    "setting": lambda r: r["setting"],
+    "measure": lambda r: r["measure"],
+    "variant": lambda r: r["variant"],
+    "group a": lambda r: _ms(r["a"]) + (f" (lr {r['lr_a']:g})" if "lr_a" in r else ""),
+    "group b": lambda r: _ms(r["b"]) + (f" (lr {r['lr_b']:g})" if "lr_b" in r else ""),
+    "A": lambda r: _ms(r["a"]),
+    "B": lambda r: _ms(r["b"]),
+    "n": lambda r: _n(r),
+    "p": lambda r: _p(r["p"]),
+    "p (Welch)": lambda r: _p(r["p"]),
+    "d": lambda r: _f(r["d"]),
+    "near": lambda r: _f(r.get("near", math.nan)),
+    "ratio 0.2/1.0": lambda r: _f(r["ratio"]),
+    "factor": lambda r: _f(r["factor"]),
+    "r": lambda r: _f(r["r"]),
+    "verdict": lambda r: r["verdict"],
+}
+
+
+def _rows_table(groups: dict, columns: list[str], a: str = "A", b: str = "B") -> list[str]:
+    """A Markdown table of every verdict row in ``groups`` (key → rows), one column per name;
+    ``a``/``b`` head the two groups' columns."""
+    rows = [[CELLS[c](r) for c in columns] for rs in groups.values() for r in rs]
+    headers = {"group a": a, "group b": b, "p": "p (MWU)"}
+    return _table([headers.get(c, c) for c in columns], rows)
 
 
 def _n(r: dict) -> str:

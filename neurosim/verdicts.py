@@ -95,33 +95,40 @@ def loss_measures(curves: list[dict], rows: list[dict], iters: tuple[int, ...]) 
     return out
 
 
+def compare_losses(
+    curves: list[dict], rows_a: list[dict], rows_b: list[dict], iters: tuple[int, ...], **labels
+) -> list[dict]:
+    """Group a vs group b on every loss measure: values, lrs, MWU, ``ratio`` = mean a / mean b,
+    diverged counts; ``labels`` are copied into every row. Measures with no value are skipped
+    (an iteration past a short run's end)."""
+    a, b = loss_measures(curves, rows_a, iters), loss_measures(curves, rows_b, iters)
+    return [
+        {
+            **labels,
+            "measure": m,
+            "a": a[m],
+            "b": b[m],
+            "lr_a": rows_a[0]["lr"],
+            "lr_b": rows_b[0]["lr"],
+            **mwu(a[m], b[m]),
+            "ratio": a[m].mean() / b[m].mean() if len(a[m]) and len(b[m]) else math.nan,
+            "diverged": (usable(rows_a)[1], usable(rows_b)[1]),
+        }
+        for m in a
+        if len(a[m]) or len(b[m])
+    ]
+
+
 def claim1_rows(summary: list[dict], curves: list[dict], alpha: float, rule: str) -> list[dict]:
     """Gain 0.2 vs 1.0 (each at its best lr), one row per loss measure; [] if either is missing."""
     small = best_rows(summary, alpha=alpha, rule=rule, gain=0.2, flossing="off")
     ref = best_rows(summary, alpha=alpha, rule=rule, gain=1.0, flossing="off")
     if not small or not ref:
         return []
-    a, b = loss_measures(curves, small, SPEED_ITERS), loss_measures(curves, ref, SPEED_ITERS)
-    rows = []
-    for m in (m for m in a if len(a[m]) or len(b[m])):  # a measure past a short run's end is skipped
-        t = mwu(a[m], b[m])
-        ratio = a[m].mean() / b[m].mean() if len(a[m]) and len(b[m]) else math.nan
-        sig = t["p"] < P and ratio > 1
-        verdict = "reproduces" if sig and ratio >= MARKED else "partly" if sig else "does not"
-        rows.append(
-            {
-                "setting": f"α={alpha}, {rule}",
-                "measure": m,
-                "a": a[m],
-                "b": b[m],
-                "lr_a": small[0]["lr"],
-                "lr_b": ref[0]["lr"],
-                **t,
-                "ratio": ratio,
-                "verdict": verdict,
-                "diverged": (usable(small)[1], usable(ref)[1]),
-            }
-        )
+    rows = compare_losses(curves, small, ref, SPEED_ITERS, setting=f"α={alpha}, {rule}")
+    for r in rows:
+        sig = r["p"] < P and r["ratio"] > 1
+        r["verdict"] = "reproduces" if sig and r["ratio"] >= MARKED else "partly" if sig else "does not"
     return rows
 
 
@@ -201,43 +208,24 @@ def claim2_verdict(rows: list[dict]) -> str:
 
 
 def claim3_rows(summary: list[dict], curves: list[dict], alpha: float) -> list[dict]:
-    """Each flossing variant vs no flossing (each at its best task lr), per gain and measure."""
+    """Each flossing variant vs no flossing (each at its best task lr), per gain and measure;
+    ``factor`` = loss without / with flossing."""
     out = []
-    variants = sorted(
-        {r["flossing"] for r in summary if r["alpha"] == alpha and r["rule"] == "eprop"} - {"off"}
-    )
+    eprop = [r for r in summary if r["alpha"] == alpha and r["rule"] == "eprop"]
+    variants = sorted({r["flossing"] for r in eprop} - {"off"})
     for g in (0.2, 1.0, 2.0):
         off = best_rows(summary, alpha=alpha, rule="eprop", gain=g, flossing="off")
-        if not off:
-            continue
-        b = loss_measures(curves, off, (1000,))
-        for v in variants:
+        for v in variants if off else ():
             fl = best_rows(summary, alpha=alpha, rule="eprop", gain=g, flossing=v)
-            if not fl:
-                continue
-            a = loss_measures(curves, fl, (1000,))
-            for m in (m for m in a if len(a[m]) or len(b[m])):
-                t = mwu(a[m], b[m])
-                factor = b[m].mean() / a[m].mean() if len(a[m]) and len(b[m]) else math.nan
-                verdict = (
-                    "improves" if t["p"] < P and factor > 1 else "worse" if t["p"] < P else "no difference"
+            if fl:
+                out += compare_losses(
+                    curves, fl, off, (1000,), setting=f"α={alpha}, gain {g}", variant=v, gain=g
                 )
-                out.append(
-                    {
-                        "setting": f"α={alpha}, gain {g}",
-                        "variant": v,
-                        "measure": m,
-                        "a": a[m],
-                        "b": b[m],
-                        "lr_a": fl[0]["lr"],
-                        "lr_b": off[0]["lr"],
-                        **t,
-                        "factor": factor,
-                        "verdict": verdict,
-                        "gain": g,
-                        "diverged": (usable(fl)[1], usable(off)[1]),
-                    }
-                )
+    for r in out:
+        r["factor"] = 1 / r["ratio"] if r["ratio"] else math.nan
+        r["verdict"] = (
+            "improves" if r["p"] < P and r["factor"] > 1 else "worse" if r["p"] < P else "no difference"
+        )
     return out
 
 

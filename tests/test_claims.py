@@ -141,7 +141,10 @@ def test_pilot_choice_is_the_smallest_lr_with_small_exponents_at_every_gain():
         for _ in range(3)
     ]
     assert pilot_choice(rows) == {0.5: 3e-4}  # 1e-4 fails at gain 0.2 (0.16 > 0.01)
-    assert pilot_choice([{**r, "le_after": 0.5} for r in rows]) == {0.5: None}
+    # none reaches the target: the lowest mean λ₁² among the lrs that stay finite (1e-3 has a NaN)
+    far = [{**r, "le_after": {1e-4: 0.5, 3e-4: 0.3, 1e-3: math.nan}[float(r["flossing"][9:])]} for r in rows]
+    assert pilot_choice(far) == {0.5: 3e-4}
+    assert pilot_choice([{**r, "le_after": math.nan} for r in rows]) == {0.5: None}
 
 
 def test_claims_quick_writes_every_table_and_the_three_figures(tmp_path, capsys):
