@@ -27,7 +27,7 @@ import numpy as np
 
 from neurosim import verdicts as V
 from neurosim.grid import experiment_path, load_sweep
-from neurosim.results import atomic_write
+from neurosim.results import OutputError, atomic_write
 from neurosim.sweep import load_sweep_dir, run_sweep
 
 SWEEPS = ("floss-lr", "a05", "floss-a05", "a08", "floss-a08")
@@ -58,6 +58,10 @@ def run_claims(out: Path, *, quick: bool = False, train: bool = True, **run) -> 
         for name, spec in specs.items():
             run_sweep(spec, out / name, **run)
     tables = collect(out)
+    if not tables.sweeps:
+        raise OutputError(
+            f"no claims sweep under {out} (expected {', '.join(SWEEPS)}); run without --tables-only"
+        )
     md = out / "claims.md"
     text = render_markdown(tables, quick=quick)
     out.mkdir(parents=True, exist_ok=True)

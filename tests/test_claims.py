@@ -159,3 +159,9 @@ def test_claims_quick_writes_every_table_and_the_three_figures(tmp_path, capsys)
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
     code, _, _ = run_cli(["claims", "--quick", "--out", str(out), "--tables-only"], capsys)
     assert code == 0 and (out / "claims.md").read_text() == text  # rebuilt from the cells alone
+
+
+def test_tables_only_without_sweeps_is_one_line_and_exit_2(tmp_path, capsys):
+    code, _, err = run_cli(["claims", "--tables-only", "--out", str(tmp_path / "none")], capsys)
+    assert code == 2 and "no claims sweep" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "none").exists()
