@@ -89,6 +89,8 @@ def _fig3(summary: list[dict], path: Path) -> Path:
             ax.set_title(f"Fig. 3: α = {a}, {name} (dotted: log α)", fontsize=9)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=6)
+            else:
+                ax.text(0.5, 0.5, "not run", ha="center", transform=ax.transAxes)
     return _save(fig, path)
 
 
