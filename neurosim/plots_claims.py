@@ -7,6 +7,8 @@
   transient excluded, columns α; one line per rule and phase; log α dotted.
 - ``fig4_alpha.png``: e-prop loss vs iteration without and with each flossing variant (best task
   lr each); rows gain, columns α.
+
+Curves are the Adam runs (the paper's optimiser); the SGD variant of claim 3 is a table only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def plot_claims(t, figures: Path) -> list[Path]:
     figures = Path(figures)
     figures.mkdir(parents=True, exist_ok=True)
     best = {_key(r) for r in t.summary if r.get("best_lr")}
-    curves = [c for c in t.curves if c["phase"] == "train" and _key(c) in best]
+    curves = [c for c in t.curves if c["phase"] == "train" and _key(c) in best and c["optimizer"] == "adam"]
     return [
         _fig1(curves, figures / "fig1_alpha.png"),
         _fig3(t.summary, figures / "fig3_alpha.png"),
@@ -72,7 +74,11 @@ def _fig3(summary: list[dict], path: Path) -> Path:
                 sub = [
                     r
                     for r in summary
-                    if r["alpha"] == a and r["rule"] == rule and r["flossing"] == "off" and r.get("best_lr")
+                    if r["alpha"] == a
+                    and r["rule"] == rule
+                    and r["flossing"] == "off"
+                    and r.get("best_lr")
+                    and r["optimizer"] == "adam"
                 ]
                 for col, style in ((f"le_before{suffix}", "o--"), (f"le_after{suffix}", "s-")):
                     got = by_gain(sub, col)

@@ -65,9 +65,16 @@ def welch(a: np.ndarray, b: np.ndarray) -> dict:
     }
 
 
-def best_rows(summary: list[dict], **match) -> list[dict]:
-    """Rows at the best lr matching ``match`` (column → value)."""
-    return [r for r in summary if r.get("best_lr") and all(r.get(k) == v for k, v in match.items())]
+def best_rows(summary: list[dict], optimizer: str = "adam", **match) -> list[dict]:
+    """Rows at the best lr trained with ``optimizer`` (rows without the column count as Adam,
+    the default) matching ``match`` (column → value)."""
+    return [
+        r
+        for r in summary
+        if r.get("best_lr")
+        and r.get("optimizer", "adam") == optimizer
+        and all(r.get(k) == v for k, v in match.items())
+    ]
 
 
 def usable(rows: list[dict]) -> tuple[list[dict], int]:
@@ -207,11 +214,15 @@ def claim2_verdict(rows: list[dict]) -> str:
     return "partly" if any(v != "does not" for v in verdicts) else "does not"
 
 
-def claim3_rows(summary: list[dict], curves: list[dict], alpha: float) -> list[dict]:
-    """Each flossing variant vs no flossing (each at its best task lr), per gain and measure;
-    ``factor`` = loss without / with flossing."""
+def claim3_rows(summary: list[dict], curves: list[dict], alpha: float, optimizer: str = "adam") -> list[dict]:
+    """Each flossing variant vs no flossing (each at its best task lr, both trained with
+    ``optimizer``), per gain and measure; ``factor`` = loss without / with flossing."""
     out = []
-    eprop = [r for r in summary if r["alpha"] == alpha and r["rule"] == "eprop"]
+    eprop = [
+        r
+        for r in summary
+        if r["alpha"] == alpha and r["rule"] == "eprop" and r.get("optimizer", "adam") == optimizer
+    ]
     variants = sorted({r["flossing"] for r in eprop} - {"off"})
     for g in (0.2, 1.0, 2.0):
         off = best_rows(summary, alpha=alpha, rule="eprop", gain=g, flossing="off")
