@@ -44,15 +44,16 @@ class FloatBackend:
 
     def __init__(self, params: Params, *, rule: str, alpha: float, optimizer: str, lr: Tensor,
                  feedback: Tensor | None = None, name: str = "float", lr_override: float | None = None,
-                 lr_decay: str = "none", iters: int = 1, pow2_decay: bool = False):
+                 lr_decay: str = "none", iters: int = 1, pow2_decay: bool = False,
+                 floss_lr: float | None = None):
         """``lr_decay`` schedules the training lr over ``iters`` updates (in powers of two with
         ``pow2_decay``, as the engine's shift); flossing keeps its own optimiser (moments and a
-        constant lr)."""
+        constant lr: ``floss_lr`` for every network, or each network's task lr when None)."""
         self.name, self.rule, self.alpha, self.feedback = name, rule, alpha, feedback
         self.lr_override = lr_override  # a run-wide lr that replaces the config's in the labels
         self._params = params
         self.optimizer = Optimizer(optimizer, lr, decay=lr_decay, total=iters, pow2=pow2_decay)
-        self.floss_optimizer = Optimizer(optimizer, lr)
+        self.floss_optimizer = Optimizer(optimizer, lr if floss_lr is None else torch.full_like(lr, floss_lr))
 
     def train_step(self, x, target, mask, frozen=None) -> Tensor:
         loss, grads = gradients(self._params, x, target, mask, rule=self.rule, alpha=self.alpha,
@@ -106,7 +107,8 @@ def make_backends(config: TrainConfig, params: Params, alpha: float, lr: Tensor,
         feedback = random_feedback(seeds, params.n_hidden, params.W_out.shape[1]).to(params.W_h.device)
     if not config.fixed_point:
         return [FloatBackend(params, rule=config.rule, alpha=alpha, optimizer=config.optimizer,
-                             lr=lr, feedback=feedback, lr_decay=config.lr_decay, iters=config.iters)]
+                             lr=lr, feedback=feedback, lr_decay=config.lr_decay, iters=config.iters,
+                             floss_lr=config.floss_lr)]
     from neurosim.fixed_backend import fixed_backends
 
     return fixed_backends(config, params, alpha, seeds, feedback)

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from typer._click import exceptions as click_exc  # typer vendors click; no public alias
 
+from neurosim.cli_claims import claims
 from neurosim.cli_lyapunov import lyapunov
 from neurosim.cli_profiles import profiles_app
 from neurosim.cli_spec import cost, export_spec
@@ -28,7 +29,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="neurosim: initial gain, gradient flossing and e-prop, in float and fixed point.")
 
 app.add_typer(profiles_app, name="profiles")
-for command in (lyapunov, sweep, plot, reproduce, cost):
+for command in (lyapunov, sweep, plot, reproduce, cost, claims):
     app.command()(command)
 app.command("export-spec")(export_spec)
 Opt = typer.Option
@@ -73,6 +74,9 @@ def train(
     floss_iters: Annotated[int, Opt(help="gradient-flossing iterations before training (paper: 100)")] = 0,
     floss_k: Annotated[int, Opt(help="Lyapunov exponents flossed")] = 1,
     floss_variant: Annotated[str, Opt(help="flossing gradient: local or bptt")] = "local",
+    floss_lr: Annotated[float | None, Opt(help="flossing's own constant lr [default: the task lr]; "
+                                          "fixed point: a power of two")] = None,
+    floss_every: Annotated[int, Opt(help="also floss once after every k-th training iteration (0: off)")] = 0,
     le_warmup: Annotated[int, Opt(help="steps left out of the Lyapunov average")] = 0,
     log_every: Annotated[int, Opt(help="log the loss every k iterations")] = 10,
     device: Annotated[str, Opt(help="cpu, or cuda for the float backends on a GPU")] = "cpu",
@@ -95,7 +99,8 @@ def train(
         n_hidden=n_hidden, batch=batch, optimizer=optimizer, lr_decay=lr_decay, feedback=feedback,
         dt=dt, tau=tau,
         bits=bits, profile=profile, profile_overrides=overrides, log_every=log_every,
-        floss_iters=floss_iters, floss_k=floss_k, floss_variant=floss_variant, le_warmup=le_warmup,
+        floss_iters=floss_iters, floss_k=floss_k, floss_variant=floss_variant, floss_lr=floss_lr,
+        floss_every=floss_every, le_warmup=le_warmup,
         device=device, threads=threads,
     )
     if resume and out is None:

@@ -20,20 +20,28 @@ def lyapunov(
     seeds: Annotated[int, Opt(help="networks per gain")] = 5,
     task: Annotated[str, Opt(help="task whose inputs drive the trajectory")] = "romo",
     n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
-    le_warmup: Annotated[int, Opt(help="steps left out of the average")] = 0,
+    le_warmup: Annotated[int | None, Opt(help="steps left out of the average [default: 0; for a run "
+                                             "directory, the run's own, else recomputed from its "
+                                             "params]")] = None,
     plot: Annotated[Path | None, Opt(help="write the figure here (PNG)")] = None,
 ) -> None:
     """Max LE vs gain: before/after training for a run directory, or at init for --gain."""
     from neurosim.config import TrainConfig
     from neurosim.plots import plot_le_vs_gain
-    from neurosim.results import load_run
-    from neurosim.train import initial_max_le
+    from neurosim.results import load_run, load_run_params
+    from neurosim.train import initial_max_le, run_max_le
 
     if run_dir is not None:
-        rows = load_run(run_dir)["summary"]
+        run = load_run(run_dir)
+        rows = run["summary"]
+        config = TrainConfig.from_dict(run["config"])
+        if le_warmup is not None and le_warmup != config.le_warmup:
+            rows = run_max_le(config, load_run_params(run_dir), le_warmup)
+            typer.echo(f"max LE recomputed from {run_dir}/params.pt with {le_warmup} warm-up steps "
+                       f"(stored: {config.le_warmup})")
     else:
         config = TrainConfig(task=task, gain=tuple(gain) if len(gain) > 1 else gain[0], seeds=seeds,
-                             n_hidden=n_hidden, le_warmup=le_warmup)
+                             n_hidden=n_hidden, le_warmup=le_warmup or 0)
         rows = initial_max_le(config)
     _print_table(rows)
     if plot is not None:

@@ -6,6 +6,7 @@ field and its allowed range, before any work starts. The CLI turns that into exi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from hw_models.checks import check_gain, check_int, check_seed
@@ -41,6 +42,15 @@ class TrainConfig:
     (the integer engine is several times slower per iteration). A fixed-point run with
     ``lr_decay = "cosine"`` follows the cosine in powers of two: the engine's shift grows by
     :func:`~neurosim.optim.decay_shift`, and its float SGD partner's lr falls by the same factors.
+
+    Flossing: ``floss_iters`` pretraining updates, then, with ``floss_every = k > 0``, one more
+    flossing update after every k-th training iteration (interleaved, as Engelken's code also
+    flosses during training). ``floss_lr`` is flossing's own constant learning rate (``None``:
+    each network's task lr, the original behaviour); a fixed-point run needs a power of two
+    (the engine's shift) and uses it for the engine and its float SGD partner alike.
+
+    ``dt = tau`` (α = 0) is refused: every run measures Lyapunov exponents, which α = 0 leaves
+    undefined (:func:`neurosim.lyapunov.check_alpha`).
     """
 
     task: str = "romo"
@@ -65,6 +75,8 @@ class TrainConfig:
     floss_iters: int = 0
     floss_k: int = 1
     floss_variant: str = "local"
+    floss_lr: float | None = None
+    floss_every: int = 0
     le_warmup: int = 0
     threads: int = 1
     device: str = "cpu"
@@ -99,6 +111,17 @@ class TrainConfig:
                 raise ConfigError(f"lr must be a number in (0, 10), got {lr!r}")
         if not (_is_number(self.dt) and _is_number(self.tau) and 0 < self.dt <= self.tau):
             raise ConfigError(f"dt and tau must satisfy 0 < dt <= tau, got dt={self.dt}, tau={self.tau}")
+        if self.dt == self.tau:
+            raise ConfigError(f"dt = tau ({self.dt}) gives alpha = 0: the first Jacobian is zero and the "
+                              "Lyapunov exponents every run measures are undefined; use dt < tau")
+        if self.floss_lr is not None and (not _is_number(self.floss_lr) or not 0 < self.floss_lr < 10):
+            raise ConfigError(f"floss_lr must be a number in (0, 10) or None, got {self.floss_lr!r}")
+        if self.floss_lr is not None and self.fixed_point and math.log2(self.floss_lr) % 1:
+            raise ConfigError(f"floss_lr must be a power of two for fixed point (an engine shift), "
+                              f"got {self.floss_lr!r}")
+        every = self.floss_every
+        if not isinstance(every, int) or isinstance(every, bool) or every < 0:
+            raise ConfigError(f"floss_every must be an integer >= 0, got {self.floss_every!r}")
         if self.bits is not None and self.profile is not None:
             raise ConfigError("give either bits or profile, not both")
         if self.bits is not None and (not isinstance(self.bits, int) or not 2 <= self.bits <= 32):
@@ -133,7 +156,13 @@ class TrainConfig:
 
     @property
     def floss_label(self) -> str:
-        return f"{self.floss_variant}{self.floss_iters}" if self.floss_iters else "off"
+        """``off``, ``local100``, then ``@lr`` for an own flossing lr and ``+every10`` for
+        interleaved flossing: ``local100@0.01+every10``."""
+        if not self.floss_iters and not self.floss_every:
+            return "off"
+        label = f"{self.floss_variant}{self.floss_iters}"
+        label += f"@{self.floss_lr:g}" if self.floss_lr is not None else ""
+        return label + (f"+every{self.floss_every}" if self.floss_every else "")
 
     def to_dict(self) -> dict:
         return asdict(self)

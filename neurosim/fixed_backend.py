@@ -3,17 +3,22 @@
 ``--bits N`` derives a profile (:func:`hw_models.profile.derive_profile`), ``--profile NAME``
 loads one; overrides apply to either. The float partner is e-prop with plain SGD at
 ``lr = 2^-lr_shift``, same initial weights, seeds and batches: the gap between the two curves
-is precision alone. An lr decay moves both in powers of two (:func:`neurosim.optim.decay_shift`):
-the engine's shift grows by k between trials, the partner's lr falls by 2^-k.
+is precision alone. A ``floss_lr`` (a power of two) is flossing's lr for both: the engine
+flosses at shift -log2(floss_lr), float SGD at floss_lr. An lr decay moves both in powers of
+two (:func:`neurosim.optim.decay_shift`): the engine's shift grows by k between trials, the
+partner's lr falls by 2^-k.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 from torch import Tensor
 
 from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
-from hw_models.profile import Profile, apply_overrides, derive_profile, load_profile
+from hw_models.profile import MAX_LR_SHIFT, Profile, apply_overrides, derive_profile, load_profile
 from neurosim.backends import FloatBackend
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.model import Params, alpha_from, init_params
@@ -56,9 +61,12 @@ class FixedBackend:
 
     def __init__(self, profile: Profile, params: Params, *, alpha: float, seeds: list[int],
                  bits: int | None, feedback: Tensor | None = None, lr_decay: str = "none",
-                 iters: int = 1, batch: int = 1):
+                 iters: int = 1, batch: int = 1, floss_shift: int | None = None):
+        """``floss_shift``: flossing's own lr 2^-floss_shift (None: the profile's lr_shift)."""
         self.engine = FixedPointEngine(profile, params, alpha=alpha, seed=seeds, feedback=feedback)
         _check_batch(batch, self.engine, profile)
+        self.floss_profile = (profile if floss_shift is None
+                              else dataclasses.replace(profile, lr_shift=floss_shift))
         self.bits = bits
         self.profile = profile.name
         self.lr_decay, self.iters = lr_decay, iters
@@ -72,7 +80,11 @@ class FixedBackend:
     def floss_step(self, x, *, k: int, variant: str, warmup: int) -> Tensor:
         if k != 1 or variant != "local":
             raise ConfigError("the fixed-point engine flosses with the local k = 1 rule only")
-        return self.engine.floss_step(x, warmup=warmup).float()
+        train_profile, self.engine.profile = self.engine.profile, self.floss_profile  # flossing's shift
+        try:
+            return self.engine.floss_step(x, warmup=warmup).float()
+        finally:
+            self.engine.profile = train_profile
 
     def params(self) -> Params:
         return self.engine.params().map(lambda w: w.float())
@@ -104,7 +116,11 @@ def fixed_backends(config: TrainConfig, params: Params, alpha: float, seeds: lis
     float_sgd = FloatBackend(params, rule="eprop", alpha=alpha, optimizer="sgd",
                              lr=params.W_h.new_full((params.ensemble,), lr), feedback=feedback,
                              name="float-sgd", lr_override=lr, lr_decay=config.lr_decay,
-                             iters=config.iters, pow2_decay=True)
+                             iters=config.iters, pow2_decay=True, floss_lr=config.floss_lr)
+    floss_shift = None if config.floss_lr is None else -round(math.log2(config.floss_lr))
+    if floss_shift is not None and floss_shift > MAX_LR_SHIFT:
+        raise ConfigError(f"floss_lr {config.floss_lr:g} needs shift {floss_shift} > {MAX_LR_SHIFT}")
     fixed = FixedBackend(profile, params, alpha=alpha, seeds=seeds, bits=config.bits, feedback=feedback,
-                         lr_decay=config.lr_decay, iters=config.iters, batch=config.batch)
+                         lr_decay=config.lr_decay, iters=config.iters, batch=config.batch,
+                         floss_shift=floss_shift)
     return [float_sgd, fixed]

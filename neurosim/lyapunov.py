@@ -19,6 +19,16 @@ those steps are not averaged. λ is averaged over the B trials of the batch. ``m
 For k = 1 the QR step is a normalisation: ``γ_t = ‖J_t q_t‖``, ``q_{t+1} = J_t q_t / γ_t``,
 ``λ_1 = 1/T' Σ log γ_t``.
 
+Two stated rules, so that no exponent is a silent NaN or a drifted number:
+
+- α must be in (0, 1). With α = 0 (dt = τ) the zero initial state gives ``J_0 = 0``: every
+  tangent vector is annihilated, log 0 = -inf, and the normalised q is NaN. That is refused
+  (:class:`LyapunovError`, also raised by :class:`~neurosim.config.TrainConfig` for dt = τ).
+- A network whose trajectory leaves the finite float range (a float32 state that overflows,
+  e.g. gain >= 1.5 over long inputs, or non-finite weights) gets λ = NaN: past an overflow the
+  state is inf/NaN, ``1[h > 0]`` turns false, ``J_t`` becomes αI and λ would drift toward
+  log α unnoticed. :func:`finite_trajectory` reports which networks that is.
+
 Differentiability: the exponents are differentiable in W_h through every J_t and through the
 tangent vectors Q_t (torch's QR has a backward pass). Because f = relu has f'' = 0 almost
 everywhere, J_t depends on the trajectory only through the activation pattern 1[h_t > 0],
@@ -32,7 +42,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from neurosim.errors import InputError
 from neurosim.model import Params, step
+
+
+class LyapunovError(InputError):
+    """The exponents are undefined for this request (α outside (0, 1))."""
+
+
+def check_alpha(alpha: float) -> None:
+    """Refuse α outside (0, 1): α = 0 makes J_0 = 0 at h_0 = 0 (see module docstring)."""
+    if not 0 < alpha < 1:
+        raise LyapunovError(f"Lyapunov exponents need 0 < alpha < 1 (0 < dt < tau), got alpha={alpha}: "
+                            "with alpha = 0 the first Jacobian J_0 = alpha*I is zero and every "
+                            "exponent is -inf")
 
 
 def initial_tangent(N: int, k: int, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -82,7 +105,9 @@ def lyapunov_spectrum(
         raise ValueError(f"k must be in [1, {N}], got {k}")
     if not 0 <= warmup < T:
         raise ValueError(f"warmup must be in [0, {T - 1}], got {warmup}")
+    check_alpha(alpha)
     h = x.new_zeros(E, B, N)
+    finite = torch.isfinite(params.W_h).flatten(1).all(1)  # (E,)
     Q = initial_tangent(N, k, x.dtype).to(x.device).expand(E, B, N, k)
     total = x.new_zeros(E, B, k)
     for t in range(T):
@@ -97,7 +122,21 @@ def lyapunov_spectrum(
         if t >= warmup:
             total = total + r.log()
         h = step(params, h, x[t], alpha)  # h_{t+1}: J_{t+1} is evaluated here
-    return (total / (T - warmup)).mean(1)
+        finite = finite & torch.isfinite(h.detach()).flatten(1).all(1)
+    lam = (total / (T - warmup)).mean(1)
+    return torch.where(finite.view(E, 1), lam, torch.full_like(lam, float("nan")))
+
+
+def finite_trajectory(params: Params, x: Tensor, *, alpha: float) -> Tensor:
+    """(E,) bool: the network's weights and every state h_1 .. h_T along x (T, E, B, n_in) are
+    finite; where False, the exponents of this module are NaN by rule."""
+    with torch.no_grad():
+        h = x.new_zeros(x.shape[1], x.shape[2], params.n_hidden)
+        ok = torch.isfinite(params.W_h).flatten(1).all(1)
+        for t in range(x.shape[0]):
+            h = step(params, h, x[t], alpha)
+            ok = ok & torch.isfinite(h).flatten(1).all(1)
+    return ok
 
 
 def max_lyapunov(params: Params, x: Tensor, *, alpha: float, warmup: int = 0) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import pickle
 import platform
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 from neurosim.errors import FileFormatError
+from neurosim.model import Params
 from neurosim.outputs import OutputError, atomic_dir, atomic_write
 
 CURVE_FIELDS = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr", "seed",
@@ -170,3 +172,14 @@ def load_run(path: Path) -> dict:
         raise FileFormatError(f"{path} is not a neurosim run directory (config.json or summary.json "
                               "has the wrong shape)")
     return {**cfg, "curves": read_csv(path / "curves.csv"), "summary": summary}
+
+
+def load_run_params(path: Path) -> dict:
+    """The trained parameters of a run directory: ``{backend name: Params}``."""
+    f = Path(path) / "params.pt"
+    try:
+        stored = torch.load(f, weights_only=True)
+        return {k: Params(**v) for k, v in stored.items()}
+    except (OSError, RuntimeError, TypeError, AttributeError, EOFError, ValueError, KeyError,
+            pickle.UnpicklingError) as err:
+        raise OutputError(f"{f}: cannot read the run's parameters ({type(err).__name__}: {err})") from None

@@ -3,10 +3,15 @@
 :func:`train` builds the ensemble described by a :class:`TrainConfig` (gains × lrs × seeds, one
 network each), draws each seed's batches once, and steps every backend on the same batches:
 first ``floss_iters`` gradient-flossing iterations (phase ``floss``), then ``iters`` task
-iterations (phase ``train``). The maximum Lyapunov exponent of every network is measured on a
-fixed probe batch before and after. It returns a :class:`RunResult` with tidy learning curves
-and a per-network summary; it does not print, and touches files only through an optional
-checkpoint that lets a killed run resume bit for bit.
+iterations (phase ``train``), with ``floss_every = k`` one flossing update on the same batch
+after every k-th of them. The maximum Lyapunov exponent of every network is measured on a
+fixed probe batch before and after, twice: at ``le_warmup`` (``le_before``/``le_after``) and
+with the task's transient excluded (``le_before_tr``/``le_after_tr``, warm-up
+``task.transient_steps``: the steps whose Jacobian is taken at h = 0, e.g. Romo's fixation).
+A network whose probe trajectory is not finite has NaN exponents by rule
+(:mod:`neurosim.lyapunov`) and ``le_after_finite`` False. It returns a :class:`RunResult`
+with tidy learning curves and a per-network summary; it does not print, and touches files
+only through an optional checkpoint that lets a killed run resume bit for bit.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import signal
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -25,7 +30,7 @@ from torch import Tensor
 from neurosim.backends import Backend, make_backends
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.errors import InputError
-from neurosim.lyapunov import max_lyapunov
+from neurosim.lyapunov import finite_trajectory, max_lyapunov
 from neurosim.model import Params, alpha_from, init_params
 from neurosim.outputs import atomic_write
 from neurosim.resources import check_run
@@ -122,6 +127,7 @@ class _Run:
         self.profile = next((b.engine.profile.to_dict() for b in self.backends if hasattr(b, "engine")), None)
         self.trackers = {b.name: _Tracker(len(self.ens), config.final_window) for b in self.backends}
         self.le_before = {b.name: self.max_le(b) for b in self.backends}
+        self.le_before_tr = {b.name: self.max_le(b, self.transient) for b in self.backends}
         self.curves: list[dict] = []
         self.done = 0  # finished iterations, flossing and training together
 
@@ -129,8 +135,13 @@ class _Run:
     def total(self) -> int:
         return self.config.floss_iters + self.config.iters
 
-    def max_le(self, backend: Backend) -> Tensor:
-        return max_lyapunov(backend.params(), self.probe_x, alpha=self.alpha, warmup=self.config.le_warmup)
+    @property
+    def transient(self) -> int:
+        return min(self.task.transient_steps, self.probe_x.shape[0] - 1)
+
+    def max_le(self, backend: Backend, warmup: int | None = None) -> Tensor:
+        warmup = self.config.le_warmup if warmup is None else warmup
+        return max_lyapunov(backend.params(), self.probe_x, alpha=self.alpha, warmup=warmup)
 
     def iteration(self) -> None:
         """One flossing or training iteration of every backend on one batch."""
@@ -145,6 +156,8 @@ class _Run:
             else:
                 loss = b.train_step(x, target, mask, frozen=self.trackers[b.name].diverged)
                 self.trackers[b.name].update(it, loss)
+                if cfg.floss_every and (it + 1) % cfg.floss_every == 0:
+                    b.floss_step(x, k=cfg.floss_k, variant=cfg.floss_variant, warmup=cfg.le_warmup)
             if it % cfg.log_every == 0 or it == last:
                 self.curves += self._rows(b, "floss" if flossing else "train", it, loss)
         self.done += 1
@@ -162,6 +175,8 @@ class _Run:
         for b in self.backends:
             tr, counters, stats = self.trackers[b.name], b.counters(), b.network_stats()
             le_after, final = self.max_le(b), tr.final_loss()
+            le_after_tr = self.max_le(b, self.transient)
+            finite = finite_trajectory(b.params(), self.probe_x, alpha=self.alpha)
             for e, m in enumerate(self.ens):
                 summary.append({
                     **_labels(self.config, m, b),
@@ -171,6 +186,10 @@ class _Run:
                     "diverged_at": tr.diverged_at[e],
                     "le_before": float(self.le_before[b.name][e]),
                     "le_after": float(le_after[e]),
+                    "le_before_tr": float(self.le_before_tr[b.name][e]),
+                    "le_after_tr": float(le_after_tr[e]),
+                    "le_warmup_tr": self.transient,
+                    "le_after_finite": bool(finite[e]),
                     **{f"sat_{k}": int(v[e]) for k, v in counters.items()},
                     **{k: float(v[e]) for k, v in stats.items()},
                 })
@@ -260,6 +279,22 @@ def initial_max_le(config: TrainConfig) -> list[dict]:
         {**_labels(config, m, b), "le_before": float(run.le_before[b.name][e])}
         for b in run.backends for e, m in enumerate(run.ens)
     ]
+
+
+def run_max_le(config: TrainConfig, trained: dict[str, Params], warmup: int) -> list[dict]:
+    """Max LE of a finished run recomputed at another ``warmup``: one row per network and
+    backend (``le_before`` of the re-initialised networks, ``le_after`` of ``trained``, the
+    run's stored params by backend name), on the probe batch the run used."""
+    run = _Run(replace(config, le_warmup=warmup))
+    rows = []
+    for b in run.backends:
+        if b.name not in trained:
+            raise ConfigError(f"the stored params have no backend {b.name!r}")
+        after = max_lyapunov(trained[b.name].map(lambda w: w.to(run.device)), run.probe_x,
+                             alpha=run.alpha, warmup=warmup)
+        rows += [{**_labels(config, m, b), "le_before": float(run.le_before[b.name][e]),
+                  "le_after": float(after[e])} for e, m in enumerate(run.ens)]
+    return rows
 
 
 def train(

@@ -33,6 +33,7 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
         (["--device", "tpu"], "device"),
         (["--tau", "14130"], "steps per trial"),  # found by the hypothesis test: a 5 TB trace
         (["--le-warmup", "56"], "le_warmup"),  # found by the hypothesis test: Romo has 56 steps
+        (["--dt", "1", "--tau", "1"], "alpha = 0"),  # J_0 = 0: the exponents are undefined
         (["--bits", "8", "--accumulator", "sometimes"], "accumulator"),
     ],
 )

@@ -133,3 +133,77 @@ def test_bad_k_or_warmup_is_refused():
     for kw in ({"k": 0}, {"k": 6}, {"warmup": 10}, {"warmup": -1}):
         with pytest.raises(ValueError):
             lyapunov_spectrum(params, x, alpha=0.5, **kw)
+
+
+@pytest.mark.parametrize("c", [0.6, 1.0, 1.3])
+def test_warmup_excludes_exactly_the_zero_state_steps_of_an_analytic_trajectory(c):
+    """Zero input for w steps keeps h_0 .. h_w = 0 (J_t = αI for t <= w); then a positive
+    drive makes every unit active and W_h = cI gives J_t = (α + (1-α)c) I. So λ with warm-up
+    w + 1 is exactly log(α + (1-α)c), and without it the mix of w + 1 steps of log α."""
+    alpha, N, T, w = 0.5, 5, 40, 6
+    params = Params(c * torch.eye(N, dtype=F64).expand(2, N, N).clone(), torch.ones(2, N, 1, dtype=F64),
+                    torch.ones(2, 2, N, dtype=F64))
+    x = torch.zeros(T, 2, 3, 1, dtype=F64)
+    x[w:] = 1.0
+    lam_active = math.log(alpha + (1 - alpha) * c)
+    warm = max_lyapunov(params, x, alpha=alpha, warmup=w + 1)
+    raw = max_lyapunov(params, x, alpha=alpha)
+    torch.testing.assert_close(warm, torch.full_like(warm, lam_active), rtol=0, atol=1e-12)
+    expected_raw = ((w + 1) * math.log(alpha) + (T - w - 1) * lam_active) / T
+    torch.testing.assert_close(raw, torch.full_like(raw, expected_raw), rtol=0, atol=1e-12)
+
+
+def test_romo_transient_is_the_steps_whose_jacobian_is_alpha_identity():
+    """Romo's transient_steps (7 at dt = 0.5) is where h_t = 0 exactly on every trial."""
+    from neurosim.tasks import BatchStream, get_task
+
+    task = get_task("romo", dt=0.5)
+    x = BatchStream(task, 16, [0]).next()[0].double()
+    params = init_params(1, 20, 2, 1.0, ensemble=1, seed=0, dtype=F64)
+    h, zero = torch.zeros(1, 16, 20, dtype=F64), []
+    for t in range(x.shape[0]):
+        zero.append(bool((h == 0).all()))
+        h = step(params, h, x[t], 0.5)
+    assert zero.index(False) == task.transient_steps == 7
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, -0.5])
+def test_alpha_outside_0_1_is_refused_not_nan(alpha):
+    """α = 0 (dt = τ): J_0 = 0 at h_0 = 0 and log 0 = -inf; refused with a reason."""
+    from neurosim.errors import InputError
+    from neurosim.rules.flossing import flossing_gradients
+
+    params = init_params(1, 5, 1, 1.0, dtype=F64)
+    x = _inputs(10, 1, 1, 1, 0)
+    with pytest.raises(InputError, match="alpha"):
+        max_lyapunov(params, x, alpha=alpha)
+    with pytest.raises(InputError, match="alpha"):
+        flossing_gradients(params, x, alpha=alpha)
+
+
+def test_dt_equal_tau_is_a_config_error_naming_alpha():
+    from neurosim.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="alpha = 0"):
+        TrainConfig(dt=1.0, tau=1.0)
+    TrainConfig(dt=0.99, tau=1.0)  # just below is fine
+
+
+def test_an_overflowing_float32_trajectory_gives_nan_not_a_drift_toward_log_alpha():
+    """Network 0 grows 5.5x per step (W_h = 10 I, all active) and overflows float32 near step
+    53; network 1 is tame. Rule: NaN for network 0 (and a zero flossing gradient), the right
+    value for network 1. Without the rule network 0 would report ~log α-weighted garbage."""
+    from neurosim.lyapunov import finite_trajectory
+    from neurosim.rules.flossing import flossing_gradients
+
+    N, T = 4, 80
+    W_h = torch.stack([10 * torch.eye(N), 0.5 * torch.eye(N)])
+    params = Params(W_h, torch.ones(2, N, 1), torch.ones(2, 2, N))
+    x = torch.ones(T, 2, 2, 1)
+    lam = max_lyapunov(params, x, alpha=0.5)
+    assert torch.isnan(lam[0]) and not torch.isnan(lam[1])
+    assert abs(float(lam[1]) - ((T - 1) * math.log(0.75) + math.log(0.5)) / T) < 1e-5
+    assert finite_trajectory(params, x, alpha=0.5).tolist() == [False, True]
+    assert finite_trajectory(params, x[:20], alpha=0.5).tolist() == [True, True]  # before the overflow
+    loss, grads = flossing_gradients(params, x, alpha=0.5)
+    assert torch.isnan(loss[0]) and (grads.W_h[0] == 0).all() and (grads.W_h[1] != 0).any()

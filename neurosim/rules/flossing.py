@@ -20,6 +20,9 @@ Loss per network: ``F = (1/k) Σ_{i<=k} λ_i²`` with λ from :mod:`neurosim.lya
   averaged steps, and equals 1/T without warm-up.) :func:`local_floss_grad_k1` computes
   exactly this without autograd: the form a chip runs and the fixed-point engine implements.
 
+Non-finite trajectories (the rule of :mod:`neurosim.lyapunov`): a network whose state leaves
+the finite range gets λ = NaN, loss NaN and a zero flossing gradient: it is not updated.
+
 Gradients: W_h only, in both variants. W_x and W_out get zero gradients: W_out does not enter
 λ, and W_x enters only through the activation pattern, whose derivative is zero almost
 everywhere (tests/test_flossing.py checks this against finite differences).
@@ -30,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neurosim.lyapunov import initial_tangent, jacobian_times, lyapunov_spectrum
+from neurosim.lyapunov import check_alpha, initial_tangent, jacobian_times, lyapunov_spectrum
 from neurosim.model import Params, step
 
 VARIANTS = ("local", "bptt")
@@ -47,7 +50,9 @@ def local_floss_grad_k1(
     N = params.n_hidden
     if not 0 <= warmup < T:
         raise ValueError(f"warmup must be in [0, {T - 1}], got {warmup}")
+    check_alpha(alpha)
     with torch.no_grad():
+        finite = torch.isfinite(params.W_h).flatten(1).all(1)  # (E,)
         h = x.new_zeros(E, B, N)
         q = initial_tangent(N, 1, x.dtype).to(x.device).squeeze(-1).expand(E, B, N)
         lam = x.new_zeros(E, B)
@@ -62,8 +67,11 @@ def local_floss_grad_k1(
                 grad += (1 - alpha) * torch.bmm(q_next.transpose(1, 2), pre)  # Σ_b post ⊗ pre
             q = q_next
             h = step(params, h, x[t], alpha)
+            finite = finite & torch.isfinite(h).flatten(1).all(1)
         n = (T - warmup) * B
-    return lam.sum(1) / n, grad / n
+        lam = torch.where(finite, lam.sum(1) / n, torch.full_like(lam[:, 0], float("nan")))
+        grad = torch.where(finite.view(E, 1, 1), grad / n, torch.zeros_like(grad))
+    return lam, grad
 
 
 def flossing_gradients(
@@ -82,12 +90,13 @@ def flossing_gradients(
     zeros = params.map(torch.zeros_like)
     if variant == "local" and k == 1:
         lam, dlam = local_floss_grad_k1(params, x, alpha=alpha, warmup=warmup)
-        return lam**2, zeros._replace(W_h=2 * lam.view(-1, 1, 1) * dlam)
+        return lam**2, zeros._replace(W_h=2 * lam.nan_to_num(0.0).view(-1, 1, 1) * dlam)
     local = variant == "local"
     with torch.enable_grad():
         W_h = params.W_h.detach().requires_grad_()
         lam = lyapunov_spectrum(params._replace(W_h=W_h), x, alpha=alpha, k=k, warmup=warmup,
                                 detach_trajectory=local, detach_tangent=local)
         loss = (lam**2).mean(1)
-        (grad,) = torch.autograd.grad(loss.sum(), W_h)
+        (grad,) = torch.autograd.grad(loss.nan_to_num(0.0).sum(), W_h)
+    grad = torch.where(loss.isnan().view(-1, 1, 1), torch.zeros_like(grad), grad)
     return loss.detach(), zeros._replace(W_h=grad)

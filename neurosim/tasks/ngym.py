@@ -38,6 +38,12 @@ class NeurogymTask:
         self._env = probe
 
     @property
+    def transient_steps(self) -> int:
+        """Steps whose Jacobian is taken at h = 0: only J_0 (neurogym's fixation cue is an
+        input from step 0, so h_1 != 0)."""
+        return 1
+
+    @property
     def n_steps(self) -> int:
         """Steps of one trial (of a seed-0 trial: the default timings are fixed)."""
         return self.sample(1, torch.Generator().manual_seed(0))[0].shape[0]

@@ -16,16 +16,27 @@ A trial, time in units of the membrane time constant τ:
     (padding up to the longest trial)                   —                0
 
 f1, f2 ~ U(0.5, 1.5) with |f1 - f2| >= 0.2. One input channel, two outputs: output 0 answers
-"f1 > f2", output 1 answers "f2 > f1". With dt = 0.5 τ a batch has 56 steps.
+"f1 > f2", output 1 answers "f2 > f1".
+
+Durations become steps as Schuessler's generator does, ``int(duration / dt)`` (floor): the
+fixed periods are whole multiples of dt (3/0.5 = 6 steps), and the delay ``int(U(2, 8)/dt)``
+is uniform on 4 .. 15 steps at dt = 0.5 (10 .. 39 at dt = 0.2). Rounding instead would give
+4 .. 16 with half weight at both ends. The floor is taken with a 1e-9 step margin so that a
+duration that is a whole number of steps in decimal (3 / 0.2 = 14.999…98 in IEEE) is not cut
+short. A batch is padded to the longest possible trial, the periods' total in steps with the
+delay's upper bound ``int(8/dt)`` (never drawn, so the last step is always padding): 56 steps
+at dt = 0.5, 140 at dt = 0.2.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+FLOOR_MARGIN = 1e-9  # steps: guards whole-step durations against IEEE division error
 TIMING = {"fixation": 3.0, "f1": 1.0, "delay": (2.0, 8.0), "f2": 1.0, "decision": 5.0, "response": 10.0}
 
 
@@ -42,10 +53,16 @@ class Romo:
     n_out = 2
 
     def _steps(self, duration: float | Tensor):
-        """Whole steps of a duration in units of τ (a number, or a tensor of them)."""
+        """Whole steps of a duration in units of τ (a number, or a tensor of them), floored."""
         if isinstance(duration, float):
-            return round(duration / self.dt)
-        return (duration / self.dt).round().long()
+            return math.floor(duration / self.dt + FLOOR_MARGIN)
+        return (duration / self.dt + FLOOR_MARGIN).floor().long()
+
+    @property
+    def transient_steps(self) -> int:
+        """Steps whose Jacobian is taken at h = 0: the zero-input fixation and the first f1 step
+        (J_t is evaluated before x_t enters). 7 at dt = 0.5, 16 at dt = 0.2."""
+        return self._steps(TIMING["fixation"]) + 1
 
     @property
     def n_steps(self) -> int:
