@@ -93,12 +93,12 @@ def divide_round(n: Tensor, d: Tensor, rounding: str, u: Tensor | None = None) -
     return fl + up.to(_F64)
 
 
-def _check_floss_exact(engine, N: int, B: int, n: int) -> None:
-    """Refuse formats whose flossing sums could leave the float64 carrier's exact range."""
+def floss_bounds(engine, N: int, B: int, n: int) -> dict[str, float]:
+    """Worst-case magnitudes of flossing's exact integer intermediates (must stay below 2^53)."""
     f = engine.profile.formats
     Mq, Mg, Ma = f.q.max_abs_code, f.floss_gain.max_abs_code, f.acc.max_abs_code
     Mw = f.W_h.max_abs_code * 2.0 ** max(0.0, -float(engine.frac["W_h"].min()))
-    bounds = {
+    return {
         "F2 tangent mix": (engine.alpha_c + engine.beta_c) * Mq * (1 + N * Mw),
         "F3 squared norm (x2: isqrt needs < 2^52)":
             2 * N * Mq**2 * 4.0 ** max(0, f.floss_gain.frac - f.q.frac + 1),
@@ -107,7 +107,10 @@ def _check_floss_exact(engine, N: int, B: int, n: int) -> None:
         "F10 dividend": n * Mg * LN2_CODE,
         "F12 factor x accumulator": Mg * Ma,
     }
-    check_bounds(bounds, f"profile {engine.profile.name!r}, flossing with N={N}, batch {B}")
+
+
+def floss_where(engine, N: int, B: int) -> str:
+    return f"profile {engine.profile.name!r}, flossing with N={N}, batch {B}"
 
 
 def initial_q(N: int, fmt) -> Tensor:
@@ -148,7 +151,7 @@ def integer_floss_step(engine, x: Tensor, *, warmup: int = 0, record: dict | Non
     fW = engine.frac["W_h"]  # (E, 1, 1)
     N = W["W_h"].shape[1]
     n = (T - warmup) * B
-    _check_floss_exact(engine, N, B, n)
+    check_bounds(floss_bounds(engine, N, B, n), floss_where(engine, N, B))
     ops, rec = _Ops(engine, record), record
     q = initial_q(N, f.q).view(1, 1, N).expand(E, B, N).clone()
     h = torch.zeros(E, B, N, dtype=_F64)

@@ -74,11 +74,13 @@ class Network:
         return self.fmt(signal).frac - s
 
     def dims(self, signal: str) -> tuple[str, ...]:
+        floss = {"gamma": ("B",), "ell": ("B",), "G_q": ("N", "N"), "acc_q": ("N", "N"),
+                 "dW_floss": ("N", "N"), "Lam": (), "lam": (), "g_floss": ()}
+        if signal in floss:
+            return floss[signal]
         return {"W_h": ("N", "N"), "W_x": ("N", "n_in"), "W_out": ("n_out", "N"),
                 "x": ("B", "n_in"), "eps_x": ("B", "n_in"), "target": ("B", "n_out"),
-                "y": ("B", "n_out"), "e": ("B", "n_out"), "gamma": ("B",), "ell": ("B",),
-                "q": ("B", "N"), "G_q": ("N", "N"), "acc_q": ("N", "N"), "dW_floss": ("N", "N"),
-                "Lam": (), "lam": (), "g_floss": ()}.get(
+                "y": ("B", "n_out"), "e": ("B", "n_out")}.get(
             signal.removeprefix("acc_").removeprefix("G_").removeprefix("d"), ("B", "N"))
 
     def size(self, dim: str) -> int:
@@ -259,6 +261,12 @@ def _divide(net: Network, op_id: str, result: str, num: dict, coefficient: int, 
             "intermediate_bits": signed_bits(bound)}
 
 
+def lam_format(net: Network, steps: int, warmup: int = 0) -> QFormat:
+    """The Λ register of flossing (F9): signed, wide enough for (T - warmup)·B terms ℓ, fraction f_g."""
+    g = net.profile.formats.floss_gain
+    return QFormat(True, signed_bits((steps - warmup) * net.batch * g.max_abs_code), g.frac)
+
+
 def floss_ops(net: Network, steps: int, warmup: int = 0) -> dict[str, list[dict]]:
     """Local gradient flossing (:mod:`hw_models.flossing`): ``step`` F1..F9 (run before S0..S3 of
     every step of a flossing iteration) and ``end`` F10..F13 (once per iteration)."""
@@ -269,7 +277,8 @@ def floss_ops(net: Network, steps: int, warmup: int = 0) -> dict[str, list[dict]
     F = max(fq, fW + fq)
     sq = 2 * (fg - fq + 1)
     n = (steps - warmup) * net.batch
-    lam_ref = {"signal": "Lam", "source": "memory", "format": "integer", "frac_bits": fg}
+    lam_fmt = lam_format(net, steps, warmup)
+    lam_ref = {"signal": "Lam", "source": "memory", "format": str(lam_fmt), "frac_bits": fg}
     when = "t >= warmup"
     step = [
         {"id": "F1", "kind": "gate", "result": "p", "result_format": str(f.q), "result_frac_bits": fq,
@@ -299,7 +308,8 @@ def floss_ops(net: Network, steps: int, warmup: int = 0) -> dict[str, list[dict]
                       "negative); max error 0.086 in log2, never positive",
          "rounding": net.profile.rounding.state, "rounding_group": "state",
          "overflow": net.profile.overflow, "counter": "ell",
-         "stochastic": net.profile.rounding.state == "stochastic", "intermediate_bits": 64},
+         "stochastic": net.profile.rounding.state == "stochastic",
+         "intermediate_bits": signed_bits(2 * f.floss_gain.word * f.floss_gain.max_abs_code)},
         {**_requantize(net, "F7", "G_q", "accumulate",
                        [{"type": "outer", "post": r("q", T), "pre": r("pre", T), "left_shift": 0,
                          "coefficient": net.beta_c}], 2 * fq + A - fa,
@@ -308,9 +318,9 @@ def floss_ops(net: Network, steps: int, warmup: int = 0) -> dict[str, list[dict]
          "result_frac_bits": fa, "shape": ["N", "N"], "operands": [r("acc_q", M), r("G_q", T)],
          "equation": "acc_q = overflow_acc(acc_q + G_q)", "overflow": net.profile.overflow,
          "counter": "acc_q", "intermediate_bits": signed_bits(2 * f.acc.max_abs_code), "when": when},
-        {"id": "F9", "kind": "total", "result": "Lam", "result_format": "integer", "result_frac_bits": fg,
-         "shape": [], "operand": r("ell", T), "equation": "Λ = Λ + Σ_b ℓ_t (exact)", "when": when,
-         "intermediate_bits": signed_bits(n * f.floss_gain.max_abs_code)},
+        {"id": "F9", "kind": "total", "result": "Lam", "result_format": str(lam_fmt),
+         "result_frac_bits": fg, "shape": [], "operand": r("ell", T), "equation": "Λ = Λ + Σ_b ℓ_t (exact)",
+         "when": when, "intermediate_bits": lam_fmt.word},
     ]
     end = [
         _divide(net, "F10", "lam", lam_ref, LN2_CODE, 0, None, n << LN2_FRAC,

@@ -17,7 +17,7 @@ from typer._click import exceptions as click_exc  # typer vendors click; no publ
 
 from neurosim.cli_lyapunov import lyapunov
 from neurosim.cli_profiles import profiles_app
-from neurosim.cli_spec import cost, export_spec
+from neurosim.cli_spec import cost, export_spec, verify_spec
 from neurosim.cli_sweep import plot, reproduce, sweep
 from neurosim.errors import InputError
 from neurosim.report import progress_bar, summary_table
@@ -29,6 +29,7 @@ app.add_typer(profiles_app, name="profiles")
 for command in (lyapunov, sweep, plot, reproduce, cost):
     app.command()(command)
 app.command("export-spec")(export_spec)
+app.command("verify-spec")(verify_spec)
 Opt = typer.Option
 
 
@@ -110,7 +111,8 @@ def main() -> None:
     """Console entry point: one line and exit code 2 for every kind of bad input."""
     warnings.filterwarnings("ignore", module="gymnasium")
     try:
-        typer.main.get_command(app).main(standalone_mode=False)
+        # standalone_mode=False returns a command's typer.Exit code instead of raising it
+        sys.exit(typer.main.get_command(app).main(standalone_mode=False) or 0)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:

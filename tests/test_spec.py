@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -19,6 +18,7 @@ from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
 from hw_models.profile import ProfileError, derive_profile, list_profiles, profile_from_dict
 from hw_models.spec import SCHEMA_VERSION, SpecError, build_export, export_spec
+from hw_models.spec.verify import verify_spec
 from neurosim.model import Params
 from neurosim.results import OutputError
 
@@ -81,20 +81,13 @@ def _recorded(spec: dict) -> list[dict]:
 # ---- (1) the C model, compiled with the system compiler ---------------------------------------
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler `cc` on this machine")
-def test_c_model_reproduces_the_golden_vectors_bit_for_bit(exported, tmp_path):
-    exe = tmp_path / "eprop_ref"
-    build = subprocess.run(["cc", "-O2", "-std=c99", "eprop_ref.c", "eprop_driver.c", "-lm", "-o", str(exe)],
-                           cwd=exported / "c", capture_output=True, text=True)
-    assert build.returncode == 0, build.stderr
-    out = tmp_path / "out"
-    out.mkdir()
-    run = subprocess.run([str(exe), str(exported / "golden"), str(out)], capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 0, run.stderr
-    expected = {Path(f["file"]).name for f in _recorded(_spec(exported))}
-    assert {p.name for p in out.iterdir()} == expected
-    for name in sorted(expected):
-        assert (out / name).read_text() == (exported / "golden" / name).read_text(), name
+def test_c_model_reproduces_the_golden_vectors_bit_for_bit(exported):
+    """verify_spec builds the C model with cc, runs it and compares every output (flossing too)."""
+    verdicts = verify_spec(exported)
+    assert [v.signal for v in verdicts] == [Path(f["file"]).stem for f in _recorded(_spec(exported))]
+    assert all(v.ok for v in verdicts), [v.line() for v in verdicts if not v.ok]
+    if _spec(exported)["flossing"]["covered"]:
+        assert {"floss_q", "floss_gamma", "floss_dW_floss", "floss_W_h"} <= {v.signal for v in verdicts}
 
 
 def test_hex_files_hold_the_npz_arrays(exported):
@@ -122,6 +115,12 @@ def test_rerunning_the_engine_on_the_golden_inputs_reproduces_them(exported):
     eng = FixedPointEngine(profile, params, alpha=spec["network"]["alpha"], seed=spec["network"]["seed"])
     for k in WEIGHTS:
         np.testing.assert_array_equal(eng.W[k][0].numpy(), golden[f"{k}_init"])
+    for it in range(spec["flossing"]["iterations"]):  # the flossing phase comes first
+        rec = {}
+        eng.floss_step(torch.from_numpy(golden["floss_x_raw"][it]).unsqueeze(1), record=rec)
+        for name in ("q", "gamma", "h", "acc_q"):
+            np.testing.assert_array_equal(rec[name][:, 0].numpy(), golden[f"floss_{name}"][it], err_msg=name)
+        np.testing.assert_array_equal(eng.W["W_h"][0].numpy(), golden["floss_W_h"][it])
     per_update = {k: [] for k in ("acc_W_h", "dW_h", "acc_W_out", "dW_out")}
     for trial in range(spec["golden"]["trials"]):
         x, target, mask = (torch.from_numpy(golden[k][trial]).unsqueeze(1)
@@ -186,8 +185,11 @@ def test_schema_rejects_a_malformed_operation(exported):
 def test_every_signal_has_a_format_and_the_flossing_signals_are_marked(exported):
     spec = _spec(exported)
     status = {s["name"]: s["status"] for s in spec["signals"]}
-    assert status["q"] == status["floss_gain"] == "flossing_only"
+    assert {k for k, v in status.items() if v == "flossing"} == {
+        "p", "v", "gamma", "q", "pre", "ell", "G_q", "acc_q", "Lam", "lam", "g_floss", "dW_floss"}
     assert {"W_h", "h", "r", "eps", "e", "L", "acc_W_h"} <= {k for k, v in status.items() if v == "used"}
+    ops = {op["result"] for op in spec["operations"]["floss_step"] + spec["operations"]["floss_end"]}
+    assert {k for k, v in status.items() if v == "flossing"} <= ops | {"acc_q"}
     sheet = (exported / "DATASHEET.md").read_text()
     assert f"Memory for N = {spec['dimensions']['N']}" in sheet and "Horowitz" in sheet
 

@@ -1,6 +1,8 @@
 """Golden vectors: a short run of the engine with every signal recorded, as arrays and hex files.
 
-:func:`run_golden` samples ``trials`` trials of a task, initialises one network, and runs one
+:func:`run_golden` samples ``trials`` trials of a task, initialises one network, runs
+``floss_iters`` local-flossing iterations (:meth:`~hw_models.engine.FixedPointEngine.floss_step`,
+warm-up 0) on the inputs of the first trials, then one
 :meth:`~hw_models.engine.FixedPointEngine.train_step` per trial (batch 1) with ``record``. The
 arrays it returns are the engine's own codes; :func:`hex_files` writes each one as a
 ``$readmemh``-ready file: one word per line, two's complement in the signal's word width
@@ -15,7 +17,17 @@ Array layout (row-major; the hex file is the same array flattened):
                                      weight change, weights after the update
     draw_<signal>                    32-bit draws of a stochastic operation, shaped like its
                                      result with a leading (trials, T) or (updates,) axis
-    overflow_counts                  (trials, counters) cumulative saturations/wraps
+    overflow_counts                  (trials, counters) cumulative saturations/wraps since the
+                                     network was created (flossing included), after each trial
+  flossing phase (before the trials):
+    floss_x_raw                      (iters, T, B, n_in) binary64 inputs of the iterations
+    floss_q_init_float, floss_q_init (N,) the float initial tangent and its codes (nearest_even)
+    floss_<s>, s in p v gamma q pre ell x I h r    (iters, T, B, ·) codes after each step
+    floss_G_q, floss_acc_q           (iters, T, N, N) per step: gradient and accumulator
+    floss_Lam, floss_lam, floss_g_floss            (iters,) per iteration
+    floss_dW_floss, floss_W_h        (iters, N, N) weight change and W_h after each iteration
+    floss_draw_<s>                   draws of stochastic operations, (iters, T, ...) or (iters, ...)
+    floss_overflow_counts            (iters, counters) cumulative, after each iteration
 """
 
 from __future__ import annotations
@@ -25,10 +37,23 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hw_models._exactness import ExactnessError, check_bounds
 from hw_models.engine import FixedPointEngine
 from hw_models.fixedpoint import apply_overflow
-from hw_models.operations import COUNTERS, PER_STEP, WEIGHTS, Network, step_ops, update_ops
+from hw_models.flossing import floss_bounds, floss_where, initial_q
+from hw_models.operations import (
+    COUNTERS,
+    FLOSS_PER_STEP,
+    PER_STEP,
+    WEIGHTS,
+    Network,
+    floss_ops,
+    lam_format,
+    step_ops,
+    update_ops,
+)
 from hw_models.profile import Profile
+from neurosim.lyapunov import initial_tangent
 from neurosim.model import init_params
 from neurosim.tasks import get_task
 
@@ -46,6 +71,8 @@ class GoldenRun:
     trials: int
     updates: int
     losses: list[float]
+    floss_iters: int
+    floss_problem: str | None  # why the flossing phase is left out (iterations 0), or None
 
 
 def sample_inputs(task: str, trials: int, steps: int | None, seed: int):
@@ -70,9 +97,40 @@ def network_of(engine: FixedPointEngine, alpha: float, batch: int = 1) -> Networ
     return Network(engine.profile, N, n_in, engine.W["W_out"].shape[1], batch, alpha, exps)
 
 
+def _floss_phase(eng: FixedPointEngine, net: Network, x: torch.Tensor, iters: int) -> dict[str, np.ndarray]:
+    """``iters`` flossing iterations on x (T, iters, n_in), one trial each; the arrays."""
+    T, N = x.shape[0], net.n_hidden
+    ops = floss_ops(net, T)
+    stoch_step = [op["result"] for op in step_ops(net)[:4] + ops["step"] if op.get("stochastic")]
+    stoch_end = [op["result"] for op in ops["end"] if op.get("stochastic")]
+    out: dict[str, list] = {}
+    counts = []
+    for k in range(iters):
+        rec: dict = {}
+        eng.floss_step(x[:, k:k + 1].unsqueeze(1), record=rec)
+        for name in (*FLOSS_PER_STEP, "G_q", "acc_q"):
+            out.setdefault(f"floss_{name}", []).append(rec[name][:, 0])
+        for name in ("Lam", "lam", "g_floss", "dW_floss", "W_h"):
+            out.setdefault(f"floss_{name}", []).append(rec[name][0])
+        for name in stoch_step:  # shaped like the operation's result (ℓ: (B,), not (B, 1))
+            d = _draws(rec[f"u_{name}"][:, 0]).reshape(T, *(net.size(k) for k in net.dims(name)))
+            out.setdefault(f"floss_draw_{name}", []).append(d)
+        for name in stoch_end:
+            out.setdefault(f"floss_draw_{name}", []).append(_draws(rec[f"u_{name}"][0, 0]))
+        c = eng.counters
+        counts.append([c.get(name, 0) for name in COUNTERS])
+    arrays = {"floss_x_raw": x[:, :iters].transpose(0, 1).unsqueeze(2).numpy(),
+              "floss_q_init_float": initial_tangent(N, 1).view(N).numpy(),
+              "floss_q_init": initial_q(N, net.fmt("q")).numpy().astype(np.int64)}
+    arrays.update({name: torch.stack(parts).numpy().astype(np.int64) for name, parts in out.items()})
+    arrays["floss_overflow_counts"] = np.asarray(counts, dtype=np.int64)
+    return arrays
+
+
 def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trials: int,
-               steps: int | None, seed: int, alpha: float) -> GoldenRun:
-    """Record ``trials`` trials (batch 1) of one network; see the module docstring."""
+               steps: int | None, seed: int, alpha: float, floss_iters: int = 2) -> GoldenRun:
+    """Record ``floss_iters`` flossing iterations, then ``trials`` trials (batch 1) of one
+    network; see the module docstring."""
     x, target, mask = sample_inputs(task, trials, steps, seed)
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"task {task!r} has mask values other than 0 and 1")
@@ -87,6 +145,13 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
     for k, W in zip(WEIGHTS, params, strict=True):
         arrays[f"{k}_init_float"] = W[0].numpy()
         arrays[f"{k}_init"] = eng.W[k][0].numpy().astype(np.int64)
+    problem = None
+    try:
+        check_bounds(floss_bounds(eng, n_hidden, 1, T), floss_where(eng, n_hidden, 1))
+    except ExactnessError as err:
+        problem, floss_iters = str(err), 0
+    if floss_iters:
+        arrays.update(_floss_phase(eng, net, x[:, [k % trials for k in range(floss_iters)]], floss_iters))
     per_trial: dict[str, list] = {}
     losses, counts = [], []
     stochastic_steps = [op["result"] for op in step_ops(net) if op.get("stochastic")]
@@ -118,17 +183,18 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
     arrays["overflow_counts"] = np.asarray(counts, dtype=np.int64)
     words = {}
     for name in arrays:
+        base = name.removeprefix("floss_")
         if name.endswith(("_raw", "_float")) or name == "mask":
             words[name] = (64, "binary64")
-        elif name.startswith("draw_"):
+        elif base.startswith("draw_"):
             words[name] = (32, "unsigned")
-        elif name == "overflow_counts":
+        elif base == "overflow_counts":
             words[name] = (64, "unsigned")
         else:
-            fmt = net.fmt(name.removesuffix("_init"))
+            fmt = lam_format(net, T) if base == "Lam" else net.fmt(base.removesuffix("_init"))
             words[name] = (fmt.word, "twos_complement" if fmt.signed else "unsigned")
     updates = len(arrays["dW_h"])
-    return GoldenRun(net, arrays, words, T, trials, updates, losses)
+    return GoldenRun(net, arrays, words, T, trials, updates, losses, floss_iters, problem)
 
 
 def _draws(u: torch.Tensor) -> torch.Tensor:
