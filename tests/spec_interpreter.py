@@ -11,6 +11,7 @@ numpy uint64 words masked to 32 bits.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -98,18 +99,49 @@ def _round_away(v: np.ndarray) -> np.ndarray:
     return np.sign(v) * (fl + (a - fl >= 0.5))
 
 
+def scale_exponent(W: np.ndarray, f: dict, headroom: int) -> int:
+    """weight_scale pow2: the least integer s with 2^headroom · max|W| <= max_code · 2^-frac · 2^s,
+    in exact rational arithmetic."""
+    m = Fraction(float(np.abs(W).max())) * 2**headroom
+    if m == 0:
+        return 0
+    top = Fraction(f["max_code"], 2 ** f["frac_bits"])
+    s = 0
+    while m > top * Fraction(2) ** s:
+        s += 1
+    while m <= top * Fraction(2) ** (s - 1):
+        s -= 1
+    return s
+
+
 class Interpreter:
     def __init__(self, spec: dict, golden):
         self.spec = spec
         self.dims = spec["dimensions"]
         self.fmt = {s["name"]: s for s in spec["signals"]}
         self.rng = Generator(spec["rng"])
-        self.mem = {k: golden[f"{k}_init"].astype(np.int64).copy() for k in ("W_h", "W_x", "W_out")}
         self.inputs = {k: golden[k] for k in ("x_raw", "target_raw", "mask", "floss_x_raw") if k in golden}
-        self.q_init = golden["floss_q_init"].astype(np.int64) if "floss_q_init" in golden else None
+        self.exponents, self.mem = {}, {}
+        for k in ("W_h", "W_x", "W_out"):  # weight_scale and initial_quantization, from the floats
+            ws = spec["weight_scale"]
+            s = scale_exponent(golden[f"{k}_init_float"], self.fmt[k], ws["headroom"][k]) \
+                if ws["mode"] == "pow2" else 0
+            self.exponents[k] = s
+            self.mem[k] = self.quantize(golden[f"{k}_init_float"] * 2.0 ** (self.fmt[k]["frac_bits"] - s), k)
+        self.q_init = (self.quantize(golden["floss_q_init_float"] * 2.0 ** self.fmt["q"]["frac_bits"], "q")
+                       if "floss_q_init_float" in golden else None)
         self.prefix = ""
         self.counters = dict.fromkeys(spec["overflow_counters"], 0)
         self.out: dict[str, list] = {}
+
+    def quantize(self, v: np.ndarray, signal: str) -> np.ndarray:
+        """nearest_even of binary64 values in code units, then the profile's overflow (uncounted)."""
+        f = self.fmt[signal]
+        c = np.rint(v).astype(np.int64)
+        lo, hi = f["min_code"], f["max_code"]
+        if self.spec["profile"]["overflow"] == "saturate":
+            return np.clip(c, lo, hi)
+        return (c - lo) % (2 ** f["word_bits"]) + lo
 
     def shape(self, names) -> tuple[int, ...]:
         return tuple(self.dims[n] for n in names)

@@ -5,7 +5,6 @@ exercise every rounding mode, wrap-around and per-step updates."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import jsonschema
@@ -18,7 +17,7 @@ from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
 from hw_models.profile import ProfileError, derive_profile, list_profiles, profile_from_dict
 from hw_models.spec import SCHEMA_VERSION, SpecError, build_export, export_spec
-from hw_models.spec.verify import verify_spec
+from hw_models.spec.verify import find_compiler, verify_spec
 from neurosim.model import Params
 from neurosim.results import OutputError
 
@@ -80,7 +79,7 @@ def _recorded(spec: dict) -> list[dict]:
 
 # ---- (1) the C model, compiled with the system compiler ---------------------------------------
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler `cc` on this machine")
+@pytest.mark.skipif(find_compiler() is None, reason="no C compiler on this machine")
 def test_c_model_reproduces_the_golden_vectors_bit_for_bit(exported):
     """verify_spec builds the C model with cc, runs it and compares every output (flossing too)."""
     verdicts = verify_spec(exported)
@@ -112,7 +111,7 @@ def test_rerunning_the_engine_on_the_golden_inputs_reproduces_them(exported):
     prof = spec["profile"]
     profile = profile_from_dict({k: v for k, v in prof.items() if k != "name"}, prof["name"])
     params = Params(*(torch.from_numpy(golden[f"{k}_init_float"])[None] for k in WEIGHTS))
-    eng = FixedPointEngine(profile, params, alpha=spec["network"]["alpha"], seed=spec["network"]["seed"])
+    eng = FixedPointEngine(profile, params, alpha=spec["network"]["alpha"], seed=spec["rng"]["network_seed"])
     for k in WEIGHTS:
         np.testing.assert_array_equal(eng.W[k][0].numpy(), golden[f"{k}_init"])
     for it in range(spec["flossing"]["iterations"]):  # the flossing phase comes first
@@ -151,6 +150,18 @@ def test_an_interpreter_of_spec_json_alone_reproduces_the_golden_vectors(exporte
         np.testing.assert_array_equal(ours[f["npz_key"]], golden[f["npz_key"]], err_msg=f["name"])
 
 
+def test_initial_codes_and_scale_exponents_follow_from_the_float_weights(exported):
+    """The interpreter quantizes <W>_init_float and floss_q_init_float itself (exact rational
+    pow2 rule, nearest_even, overflow): the golden initial codes must be what the spec says."""
+    spec, golden = _spec(exported), _golden(exported)
+    ours = Interpreter(spec, golden)
+    assert ours.exponents == spec["weight_scale"]["exponents"]
+    for k in WEIGHTS:
+        np.testing.assert_array_equal(ours.mem[k], golden[f"{k}_init"], err_msg=k)
+    if spec["flossing"]["covered"]:
+        np.testing.assert_array_equal(ours.q_init, golden["floss_q_init"])
+
+
 def test_stress_profiles_reach_wraps_and_stochastic_inputs(tmp_path_factory):
     """The stress cases test what they claim: wrap-around happens, binary64 inputs draw."""
     files = build_export(derive_profile(6, alpha="u8.8", **STRESS["narrow_wrapping"]), n_hidden=8,
@@ -163,7 +174,7 @@ def test_stress_profiles_reach_wraps_and_stochastic_inputs(tmp_path_factory):
                                     n_hidden=4, trials=1, steps=3)["spec.json"])
     names = {f["name"] for f in stoch["golden"]["files"]}
     assert {"draw_x", "draw_target", "draw_e", "draw_h", "draw_dW_h"} <= names
-    assert stoch["golden"]["updates"] == 3  # per-step schedule: one update per step
+    assert stoch["golden"]["updates"] == 3 * stoch["golden"]["trials"]  # per-step: one update per step
 
 
 # ---- (4) the document validates against its JSON Schema -------------------------------------

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
-pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler `cc` on this machine")
+from hw_models.spec.verify import find_compiler
+
+CC = find_compiler()
+pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler on this machine")
 
 
 def _outputs(folder: Path) -> list[str]:
@@ -48,7 +51,8 @@ def test_a_corrupted_golden_word_fails_that_signal_only(default_export, tmp_path
 
 
 def test_a_wrong_c_model_fails(default_export, tmp_path, capsys):
-    """A C variant that floors γ = sqrt(Σv²) instead of rounding it: γ and every flossing signal computed from it differ."""
+    """A C variant that floors γ = sqrt(Σv²) instead of rounding it: γ and the flossing signals
+    computed from it differ."""
     folder = _copy(default_export, tmp_path)
     src = folder / "c" / "eprop_ref.c"
     text = src.read_text()
@@ -93,7 +97,7 @@ def test_a_folder_that_is_not_an_export_is_one_error_line_and_exit_2(default_exp
 def test_the_driver_creates_its_output_folder_and_compares_by_itself(default_export, tmp_path):
     exe = tmp_path / "eprop_ref"
     c = default_export / "c"
-    subprocess.run(["cc", "-O2", "-std=c99", str(c / "eprop_ref.c"), str(c / "eprop_driver.c"), "-lm",
+    subprocess.run([CC, "-O2", "-std=c99", str(c / "eprop_ref.c"), str(c / "eprop_driver.c"), "-lm",
                     "-o", str(exe)], check=True)
     out = tmp_path / "new" / "out"
     out.parent.mkdir()

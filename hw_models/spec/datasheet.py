@@ -188,7 +188,9 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
           f"{spec['golden']['trials']} trials of {spec['golden']['steps_per_trial']} steps, "
           f"{spec['golden']['updates']} updates, in `golden.npz` and as `$readmemh` files "
           "(one word per line, two's complement in the word width; binary64 bit patterns for float "
-          "inputs):", "",
+          "inputs). Directed trials (beside the task's):", ""]
+    L += [f"- trial {d['trial']}: {d['purpose']}" for d in spec["golden"]["directed_trials"]]
+    L += ["",
           "| file | kind | shape | word bits | encoding |", "|---|---|---|---:|---|"]
     L += [f"| {g['file']} | {g['kind']} | {' × '.join(map(str, g['shape']))} | {g['word_bits']} "
           f"| {g['encoding']} |" for g in spec["golden"]["files"]]

@@ -74,8 +74,9 @@ def build_export(profile: str | Profile, *, n_hidden: int = 8, task: str = "romo
         "golden.npz": buf.getvalue(),
     }
     files.update({f"golden/{name}": text for name, text in hex_files(run).items()})
-    title = f"profile {prof.name}, N={n_hidden}, T={run.steps}, {trials} trials, seed {seed}"
-    files["c/eprop_ref.h"] = c_header(run.net, steps=run.steps, trials=trials, network_seed=seed,
+    title = f"profile {prof.name}, N={n_hidden}, T={run.steps}, {run.trials} trials, seed {seed}"
+    files["c/eprop_ref.h"] = c_header(run.net, steps=run.steps, trials=run.trials,
+                                      network_seed=run.network_seed,
                                       title=title, floss_iters=run.floss_iters)
     files.update({f"c/{name}": text for name, text in c_sources().items()})
     return files

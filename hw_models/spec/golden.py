@@ -39,7 +39,7 @@ import torch
 
 from hw_models._exactness import ExactnessError, check_bounds
 from hw_models.engine import FixedPointEngine
-from hw_models.fixedpoint import apply_overflow
+from hw_models.fixedpoint import apply_overflow, hash32
 from hw_models.flossing import floss_bounds, floss_where, initial_q
 from hw_models.operations import (
     COUNTERS,
@@ -58,6 +58,18 @@ from neurosim.model import init_params
 from neurosim.tasks import get_task
 
 _F64 = torch.float64
+# the golden network's generator seed is seed + RNG_SALT: both 32-bit halves non-zero and
+# different, so an implementation that drops or swaps a half of the key derivation differs
+RNG_SALT = (2 << 32) + 1
+DIRECTED = ("saturating error: targets of ±100 on the last two steps (mask 1 there only), a large "
+            "constant input: e and the gradients saturate, the weights change by many LSBs and "
+            "saturate (so the next update reads what a carry accumulator kept of it)",
+            "extremes: inputs and targets far beyond their formats' range, both signs, and exact "
+            "rounding ties (k + 1/2 LSB, k even and odd, both signs) of the binary64 inputs; mask 1 "
+            "at every step; where x rounds stochastically, x_raw at steps 7, 16, ... is (3 + u) LSB "
+            "with u the draw S0 uses there (the equality case of u < frac)",
+            "saturating error again, on the saturated weights of the first: the learning signal "
+            "saturates, also at neurons the gate [h > 0] switches off")
 
 
 @dataclass
@@ -73,6 +85,8 @@ class GoldenRun:
     losses: list[float]
     floss_iters: int
     floss_problem: str | None  # why the flossing phase is left out (iterations 0), or None
+    network_seed: int
+    directed: list[dict]  # {"trial": index, "purpose": text} of the directed trials
 
 
 def sample_inputs(task: str, trials: int, steps: int | None, seed: int):
@@ -83,10 +97,59 @@ def sample_inputs(task: str, trials: int, steps: int | None, seed: int):
     return x, target, mask
 
 
+def directed_inputs(net: Network, T: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The directed trials (see DIRECTED): x (T, 3, n_in), target (T, 3, n_out), mask (T, 3)."""
+    fx, fy = net.fmt("x"), net.fmt("y")
+    big_x, big_y = 4.0 * fx.max_code * fx.lsb, 4.0 * fy.max_code * fy.lsb
+    half = lambda f, k: (k + 0.5) * f.lsb  # noqa: E731  an exact binary64 tie between two codes
+    cycle_x = [big_x, -big_x, half(fx, 2), half(fx, 3), -half(fx, 2), -half(fx, 3), -0.75, 0.0, 1.5]
+    cycle_y = [-big_y, big_y, half(fy, 4), -half(fy, 5), half(fy, 5), -half(fy, 4), 0.0, 0.5]
+    t = torch.arange(T)
+    x = torch.zeros(T, 2, net.n_in, dtype=_F64)
+    y = torch.zeros(T, 2, net.n_out, dtype=_F64)
+    for i in range(net.n_in):
+        x[:, 1, i] = torch.tensor(cycle_x, dtype=_F64)[(t + i) % len(cycle_x)]
+    for o in range(net.n_out):
+        y[:, 1, o] = torch.tensor(cycle_y, dtype=_F64)[(t + 3 * o) % len(cycle_y)]
+        y[:, 0, o] = 100.0 * (-1) ** o
+    x[:, 0] = 0.9 * fx.max_code * fx.lsb
+    mask = torch.ones(T, 2, dtype=_F64)
+    mask[: max(0, T - 2), 0] = 0
+    return torch.cat([x, x[:, :1]], 1), torch.cat([y, y[:, :1]], 1), torch.cat([mask, mask[:, :1]], 1)
+
+
+def _n_stochastic(ops: list[dict]) -> int:
+    return sum(bool(op.get("stochastic")) for op in ops)
+
+
+def stochastic_equality_inputs(eng: FixedPointEngine, net: Network, x: torch.Tensor, trial: int,
+                               floss_iters: int) -> None:
+    """Where S0 (x_t) rounds stochastically, set x[t, trial, i] = (3 + u)·2^-f_x at the steps t
+    with t % 9 == 7, u being the very draw S0 will use there: the comparison u < frac meets
+    its equality case. The draw counter before S0 of step t follows from the operation list
+    (draw counts do not depend on values)."""
+    step, upd = step_ops(net), update_ops(net)
+    if not step[0].get("stochastic"):
+        return
+    T = x.shape[0]
+    fl = floss_ops(net, T)
+    per_iter = T * (_n_stochastic(fl["step"]) + _n_stochastic(step[:4])) + _n_stochastic(fl["end"])
+    per_step = _n_stochastic(step) + (_n_stochastic(upd) if net.profile.schedule == "per_step" else 0)
+    per_trial = T * per_step + (0 if net.profile.schedule == "per_step" else _n_stochastic(upd))
+    key = int(eng.rng.keys[0])
+    lsb = net.fmt("x").lsb
+    for t in range(7, T, 9):
+        c = floss_iters * per_iter + trial * per_trial + t * per_step
+        op_key = hash32(key ^ hash32(c & 0xFFFFFFFF))
+        for i in range(x.shape[-1]):
+            x[t, trial, i] = (3 + hash32(op_key ^ i) * 2.0**-32) * lsb
+
+
 def build_engine(profile: Profile, n_hidden: int, n_in: int, n_out: int, gain: float, seed: int,
-                 alpha: float) -> tuple[FixedPointEngine, object]:
-    """The engine of the golden run (one network, seed ``seed``) and its float initial params."""
-    params = init_params(n_in, n_hidden, n_out, gain, ensemble=1, seed=seed, dtype=_F64)
+                 alpha: float, *, init_seed: int) -> tuple[FixedPointEngine, object]:
+    """The engine of the golden run (one network, generator seed ``seed``) and its float initial
+    params (``init_params`` seed ``init_seed``)."""
+    params = init_params(n_in, n_hidden, n_out, gain, ensemble=1, seed=init_seed, dtype=_F64)
     return FixedPointEngine(profile, params, alpha=alpha, seed=seed), params
 
 
@@ -128,15 +191,24 @@ def _floss_phase(eng: FixedPointEngine, net: Network, x: torch.Tensor, iters: in
 
 
 def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trials: int,
-               steps: int | None, seed: int, alpha: float, floss_iters: int = 2) -> GoldenRun:
-    """Record ``floss_iters`` flossing iterations, then ``trials`` trials (batch 1) of one
-    network; see the module docstring."""
+               steps: int | None, seed: int, alpha: float, floss_iters: int = 2,
+               directed: bool = True) -> GoldenRun:
+    """Record ``floss_iters`` flossing iterations, then ``trials`` task trials and (``directed``)
+    the directed trials of DIRECTED (batch 1) of one network; see the module docstring."""
     x, target, mask = sample_inputs(task, trials, steps, seed)
     if not bool(((mask == 0) | (mask == 1)).all()):
         raise ValueError(f"task {task!r} has mask values other than 0 and 1")
     T = x.shape[0]
-    eng, params = build_engine(profile, n_hidden, x.shape[-1], target.shape[-1], gain, seed, alpha)
+    eng, params = build_engine(profile, n_hidden, x.shape[-1], target.shape[-1], gain, seed + RNG_SALT,
+                               alpha, init_seed=seed)
     net = network_of(eng, alpha)
+    directed_rows = []
+    if directed:
+        dx, dy, dm = directed_inputs(net, T)
+        x, target, mask = torch.cat([x, dx], 1), torch.cat([target, dy], 1), torch.cat([mask, dm], 1)
+        stochastic_equality_inputs(eng, net, x, trials + 1, floss_iters)
+        directed_rows = [{"trial": trials + k, "purpose": text} for k, text in enumerate(DIRECTED)]
+        trials += len(DIRECTED)
     arrays: dict[str, np.ndarray] = {
         "x_raw": x.transpose(0, 1).unsqueeze(2).numpy(),
         "target_raw": target.transpose(0, 1).unsqueeze(2).numpy(),
@@ -194,7 +266,8 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
             fmt = lam_format(net, T) if base == "Lam" else net.fmt(base.removesuffix("_init"))
             words[name] = (fmt.word, "twos_complement" if fmt.signed else "unsigned")
     updates = len(arrays["dW_h"])
-    return GoldenRun(net, arrays, words, T, trials, updates, losses, floss_iters, problem)
+    return GoldenRun(net, arrays, words, T, trials, updates, losses, floss_iters, problem,
+                     seed + RNG_SALT, directed_rows)
 
 
 def _draws(u: torch.Tensor) -> torch.Tensor:

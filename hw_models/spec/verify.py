@@ -11,6 +11,7 @@ the driver cannot read) is bad input: :class:`VerifyError`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +23,14 @@ from neurosim.errors import InputError
 
 BUILD = ("-O2", "-std=c99")
 RUN_TIMEOUT_S = 600
+
+
+def find_compiler() -> str | None:
+    """The system C compiler: ``$CC`` if set, else the first of cc, gcc, clang on PATH."""
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return name
+    return None
 
 
 class VerifyError(InputError):
@@ -65,10 +74,10 @@ def _compare(name: str, model: Path, golden: Path) -> Verdict:
     return Verdict(name, True, f"{len(b)} words bit-exact")
 
 
-def verify_spec(folder: str | Path, *, cc: str = "cc") -> list[Verdict]:
-    """Build ``folder/c`` with ``cc``, run it on ``folder/golden`` and compare: one
-    :class:`Verdict` per golden output (plus one per unexpected file, or one for a failed build
-    or run). Raises :class:`VerifyError` on a folder that is not an export."""
+def verify_spec(folder: str | Path, *, cc: str | None = None) -> list[Verdict]:
+    """Build ``folder/c`` with ``cc`` (default :func:`find_compiler`), run it on ``folder/golden``
+    and compare: one :class:`Verdict` per golden output (plus one per unexpected file, or one for
+    a failed build or run). Raises :class:`VerifyError` on a folder that is not an export."""
     folder = Path(folder)
     if not folder.is_dir():
         raise VerifyError(f"{folder} is not a directory")
@@ -78,8 +87,9 @@ def verify_spec(folder: str | Path, *, cc: str = "cc") -> list[Verdict]:
         missing.append("golden/")
     if missing:
         raise VerifyError(f"{folder} lacks {', '.join(missing)}: not a complete export-spec folder")
-    if shutil.which(cc) is None:
-        raise VerifyError(f"no C compiler {cc!r} on this machine")
+    cc = cc or find_compiler()
+    if cc is None or shutil.which(cc) is None:
+        raise VerifyError(f"no C compiler ({cc or 'cc, gcc or clang'}) on this machine")
     with tempfile.TemporaryDirectory(prefix="verify-spec-") as tmp:
         exe, out = Path(tmp) / "eprop_ref", Path(tmp) / "out"
         build = subprocess.run([cc, *BUILD, *(str(folder / "c" / s) for s in SOURCES), "-lm", "-o", str(exe)],
