@@ -129,6 +129,8 @@ class _Ops:
         u = uniform(n.shape, self.eng.rng) if rounding == "stochastic" else None
         if self.rec is not None and u is not None:
             self.rec.setdefault(f"u_{signal}", []).append(u)
+        if self.eng.coverage is not None:
+            self.eng.coverage.divide(signal, n, d, fmt, rounding, u)
         return apply_overflow(divide_round(n, d, rounding, u), fmt, self.eng.profile.overflow,
                               counter=self.eng.counter, signal=signal, inplace=True)
 

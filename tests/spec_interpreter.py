@@ -291,6 +291,11 @@ class Interpreter:
             for t in range(T):
                 self.cur = {}
                 self.run_ops(ops["step"], t)
+                for op in ops["step"]:  # the gradients and the accumulators of this step
+                    if op["kind"] == "accumulate":
+                        G = op["operands"][1]["signal"]
+                        self.record(G, self.cur[G], "step")
+                        self.record(f"{op['result']}_step", self.mem[op["result"]], "step")
                 if self.spec["update_schedule"]["schedule"] == "per_step" or t == T - 1:
                     self.run_ops(ops["update"], t)
                 for s in per_step:

@@ -268,3 +268,25 @@ def test_export_spec_command_writes_the_folder(tmp_path):
     assert {p.name for p in out.iterdir()} == {"spec.json", "DATASHEET.md", "golden.npz", "golden", "c"}
     r = CliRunner().invoke(app, ["export-spec", "--profile", "nope", "--out", str(tmp_path / "x")])
     assert isinstance(r.exception, ProfileError)
+
+
+def test_coverage_table_counts_agree_with_the_overflow_counters(exported):
+    """Each rounding operation's overflow_high + overflow_low is what the golden overflow_counts
+    say for its counter (where the counter is its own), and the directed trials reach both
+    saturation directions and both tie branches of the binary64 input S0 (integer rounding)."""
+    spec, golden = _spec(exported), _golden(exported)
+    final = dict(zip(spec["overflow_counters"], golden["overflow_counts"][-1].tolist(), strict=True))
+    rows = {r["id"]: r for r in spec["coverage"]["rows"]}
+    counters = [op.get("counter") for ops in spec["operations"].values() for op in ops]
+    for ops in spec["operations"].values():
+        for op in ops:
+            r = rows.get(op["id"])
+            if (r is None or "overflow_high" not in r["counts"] or counters.count(op.get("counter")) > 1
+                    or "note" in r or op["result"] in ("x", "I", "h", "r")):
+                continue  # the flossing phase's S0..S3 count into x, I, h, r too
+            c = r["counts"]
+            assert c["overflow_high"] + c["overflow_low"] == final[op["counter"]], op["id"]
+    if spec["profile"]["rounding"]["state"] in ("nearest_even", "nearest_away"):
+        s0 = rows["S0"]["counts"]
+        assert s0["overflow_high"] > 0 and s0["overflow_low"] > 0 and s0["tie_even"] > 0
+        assert (s0.get("tie_odd") or s0.get("tie_negative")) > 0

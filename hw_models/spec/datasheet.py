@@ -194,6 +194,17 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
           "| file | kind | shape | word bits | encoding |", "|---|---|---|---:|---|"]
     L += [f"| {g['file']} | {g['kind']} | {' × '.join(map(str, g['shape']))} | {g['word_bits']} "
           f"| {g['encoding']} |" for g in spec["golden"]["files"]]
+    cov = spec["coverage"]["rows"]
+    L += ["", "## Coverage of the golden vectors", "",
+          "Per operation, how many elements took each branch its rounding and overflow modes define "
+          "(" + "; ".join(f"`{k}`: {v}" for k, v in spec["coverage"]["branches"].items()) + "). "
+          "Branches with 0 are either unreachable (the reason follows) or not exercised.", "",
+          "| op | result | rounding | counts | unreachable | not exercised |", "|---|---|---|---|---|---|"]
+    L += [f"| {r['id']} | {r['result']} | {r['rounding'] or '–'} | "
+          + ", ".join(f"{k} {v:,}" for k, v in r["counts"].items())
+          + (f" ({r['note']})" if r.get("note") else "") + " | "
+          + "; ".join(f"{k}: {v}" for k, v in r["unreachable"].items()) + " | "
+          + ", ".join(r["not_exercised"]) + " |" for r in cov]
     L += ["", "## C reference model", "",
           f"In `c/`: `{spec['c_model']['build']}`, then `{spec['c_model']['run']}`. The model is "
           "generic C99 (int64_t arithmetic); `eprop_ref.h` carries this profile's constants.", "",

@@ -120,7 +120,8 @@ CONVENTIONS = {
     "overflow_counts": "overflow_counts[k] holds every counter after trial k, cumulative since the "
                        "network was created (the flossing phase included); floss_overflow_counts[k] "
                        "the same after flossing iteration k",
-    "records": "per-step golden arrays hold each signal's value after its operation in step t; "
+    "records": "per-step golden arrays hold each signal's value after its operation in step t "
+               "(acc_<W>_step: the accumulator after S11/S13/S15 of step t, before an update); "
                "per-update arrays: acc_<W> is the accumulator the update read (before it is "
                "cleared or carried), d<W> the change, <W> the weight after the update; flossing: "
                "floss_acc_q after F8 of step t, floss_W_h after F13 of the iteration",
@@ -264,6 +265,18 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
                        "floss_step": fl["step"], "floss_end": fl["end"]},
         "overflow_counters": list(COUNTERS),
         "flossing": flossing_section(net, run),
+        "coverage": {
+            "branches": {"inexact": "a non-zero remainder (the rounding mode decides)",
+                         "tie_even": "an exact half with an even floor", "tie_odd": "an exact half "
+                         "with an odd floor (nearest_even rounds it up)", "tie_negative": "an exact "
+                         "half below zero (nearest_away rounds it down)", "inexact_negative":
+                         "a non-zero remainder below zero (trunc differs from floor)",
+                         "stochastic_equal": "u equal to the remainder (u < frac is false)",
+                         "overflow_high": "the rounded code above max_code", "overflow_low": "below "
+                         "min_code", "overflow": "saturations or wraps counted by the operation's "
+                         "counter (operations without rounding)"},
+            "rows": run.coverage,
+        },
         "golden": {"npz": "golden.npz", "hex_dir": "golden", "trials": run.trials,
                    "directed_trials": run.directed,
                    "floss_iterations": run.floss_iters,
@@ -328,7 +341,8 @@ def golden_manifest(run: GoldenRun) -> list[dict]:
             kind = "counters"
         elif name.startswith("floss_"):
             kind = "floss_step" if base in (*FLOSS_PER_STEP, "G_q", "acc_q") else "floss_iteration"
-        elif name in ("I", "h", "r", "x", "target", "y", "e", "L", "eps", "eps_x"):
+        elif name in ("I", "h", "r", "x", "target", "y", "e", "L", "eps", "eps_x") or name.startswith("G_") \
+                or name.endswith("_step"):
             kind = "step"
         else:
             kind = "update"

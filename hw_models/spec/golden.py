@@ -13,6 +13,8 @@ Array layout (row-major; the hex file is the same array flattened):
     x_raw, target_raw, mask          (trials, T, B, ·)  binary64 inputs of the task
     <W>_init_float, <W>_init         initial weights: float64, and codes (nearest_even)
     x, target, I, h, r, y, e, L, eps, eps_x      (trials, T, B, ·)   codes after each step
+    G_<W>, acc_<W>_step              (trials, T, rows, cols) per step: the gradient and the
+                                     accumulator after the step's add (before an update)
     acc_<W>, d<W>, <W>               (updates, rows, cols)  per update: accumulator used,
                                      weight change, weights after the update
     draw_<signal>                    32-bit draws of a stochastic operation, shaped like its
@@ -53,6 +55,7 @@ from hw_models.operations import (
     update_ops,
 )
 from hw_models.profile import Profile
+from hw_models.spec.coverage import Coverage, coverage_table
 from neurosim.lyapunov import initial_tangent
 from neurosim.model import init_params
 from neurosim.tasks import get_task
@@ -87,6 +90,7 @@ class GoldenRun:
     floss_problem: str | None  # why the flossing phase is left out (iterations 0), or None
     network_seed: int
     directed: list[dict]  # {"trial": index, "purpose": text} of the directed trials
+    coverage: list[dict]  # hw_models.spec.coverage.coverage_table rows
 
 
 def sample_inputs(task: str, trials: int, steps: int | None, seed: int):
@@ -202,6 +206,7 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
     eng, params = build_engine(profile, n_hidden, x.shape[-1], target.shape[-1], gain, seed + RNG_SALT,
                                alpha, init_seed=seed)
     net = network_of(eng, alpha)
+    eng.coverage = Coverage()
     directed_rows = []
     if directed:
         dx, dy, dm = directed_inputs(net, T)
@@ -233,7 +238,7 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
         loss = eng.train_step(x[:, k:k + 1].unsqueeze(1), target[:, k:k + 1].unsqueeze(1),
                               mask[:, k:k + 1].unsqueeze(1), record=rec)
         losses.append(float(loss[0]))
-        for name in PER_STEP:
+        for name in (*PER_STEP, *(f"G_{w}" for w in WEIGHTS), *(f"acc_{w}_step" for w in WEIGHTS)):
             per_trial.setdefault(name, []).append(rec[name][:, 0])
         for name in stochastic_steps:
             per_trial.setdefault(f"draw_{name}", []).append(_draws(rec[f"u_{name}"][:, 0]))
@@ -263,11 +268,15 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
         elif base == "overflow_counts":
             words[name] = (64, "unsigned")
         else:
-            fmt = lam_format(net, T) if base == "Lam" else net.fmt(base.removesuffix("_init"))
+            signal = base.removesuffix("_init").removesuffix("_step")
+            fmt = lam_format(net, T) if base == "Lam" else net.fmt(signal)
             words[name] = (fmt.word, "twos_complement" if fmt.signed else "unsigned")
     updates = len(arrays["dW_h"])
+    fl = floss_ops(net, T)
+    ops = step_ops(net) + update_ops(net) + (fl["step"] + fl["end"] if floss_iters else [])
+    table = coverage_table(net, ops, eng.coverage, eng.counters, T)
     return GoldenRun(net, arrays, words, T, trials, updates, losses, floss_iters, problem,
-                     seed + RNG_SALT, directed_rows)
+                     seed + RNG_SALT, directed_rows, table)
 
 
 def _draws(u: torch.Tensor) -> torch.Tensor:

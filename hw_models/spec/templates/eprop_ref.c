@@ -219,9 +219,10 @@ static void update(eprop_net *net, eprop_emit_fn emit, void *ctx)
     update_one(net, &d_out, &w_out, net->W_out, net->acc_W_out, NOUT * N, "acc_W_out", emit, ctx);
 }
 
-/* S10..S15: G = Q_acc(Σ_b post ⊗ pre); acc = overflow_acc(acc + G) */
-static void accumulate(eprop_net *net, const op_t *op, int64_t *acc, const int64_t *post, int np,
-                       const int64_t *pre, int nq, eprop_emit_fn emit, void *ctx)
+/* S10..S15: G = Q_acc(Σ_b post ⊗ pre); acc = overflow_acc(acc + G); both recorded per step */
+static void accumulate(eprop_net *net, const op_t *op, int64_t *acc, const char *acc_name,
+                       const int64_t *post, int np, const int64_t *pre, int nq, eprop_emit_fn emit,
+                       void *ctx)
 {
     static int64_t S[EPROP_MAXEL], G[EPROP_MAXEL];
     for (int i = 0; i < np; i++)
@@ -235,6 +236,8 @@ static void accumulate(eprop_net *net, const op_t *op, int64_t *acc, const int64
     for (int i = 0; i < np * nq; i++)
         acc[i] = overflow(acc[i] + G[i], OP_acc_W_h_MIN, OP_acc_W_h_MAX, OP_acc_W_h_WORD,
                           &net->counters[CNT_acc]);
+    emit(ctx, op->name, G, np * nq, op->word);
+    emit(ctx, acc_name, acc, np * nq, OP_acc_W_h_WORD);
 }
 
 /* S0..S3: x_t, I = W_h r_t + W_x x_t, h_{t+1}, r_{t+1} from h (in place) and r_prev = r_t */
@@ -322,9 +325,9 @@ void eprop_trial(eprop_net *net, int T, const double *x_raw, const double *targe
             s[i] = SH(EPROP_ALPHA_C * epsx[i], OP_eps_x_LSH0) + SH(EPROP_BETA_C * x[i], OP_eps_x_LSH1);
         requant(net, &o_epsx, epsx, s, B * NIN, emit, ctx);
         /* S10..S15 gradient accumulation */
-        accumulate(net, &o_gh, net->acc_W_h, L, N, eps, N, emit, ctx);
-        accumulate(net, &o_gx, net->acc_W_x, L, N, epsx, NIN, emit, ctx);
-        accumulate(net, &o_gout, net->acc_W_out, e, NOUT, r, N, emit, ctx);
+        accumulate(net, &o_gh, net->acc_W_h, "acc_W_h_step", L, N, eps, N, emit, ctx);
+        accumulate(net, &o_gx, net->acc_W_x, "acc_W_x_step", L, N, epsx, NIN, emit, ctx);
+        accumulate(net, &o_gout, net->acc_W_out, "acc_W_out_step", e, NOUT, r, N, emit, ctx);
         if (EPROP_PER_STEP || t == T - 1)
             update(net, emit, ctx);
         emit(ctx, "x", x, B * NIN, OP_x_WORD);
