@@ -3,10 +3,10 @@
 Each mutant is the spec-only interpreter (tests/spec_interpreter.py) with one reading changed;
 it runs on the default export (int8-stochastic, N = 8, 2 flossing iterations, 2 Romo trials and
 the 2 directed trials) and at least one golden array must differ. The unchanged interpreter is
-the control. Readings the default export cannot tell apart (ELSEWHERE: the carry accumulator
-it does not use, the equality case of a stochastic comparison no input reaches, a binary64
-rewrite that nearest rounding cannot see) are shown invisible there, with the reason, and
-caught by an export that has the feature.
+the control. Readings the default export cannot tell apart are shown invisible there, with the
+reason: ELSEWHERE (the carry accumulator it does not use, the equality case of a stochastic
+comparison no input of it reaches), each caught by an export that has the feature, and
+EQUIVALENT (a binary64 rewrite no nearest-rounding vector can see).
 """
 
 from __future__ import annotations
@@ -240,12 +240,28 @@ ELSEWHERE = {
         "the default export rounds stochastically only accumulator codes (U1, U4, U7, F12), whose "
         "remainders no input sets; u = frac needs d · 2^k = rem · 2^32, ~2^-32 per draw. With x "
         "rounded stochastically the directed trial sets x_raw to the draw itself"),
-    "difference_distributed": (
-        "int8-stochastic", dict(rounding_learning_signal="floor"),
-        "equivalent under nearest rounding: (y - y*)·2^(f_e - f_y)/Σm lies at least 1/(2Σm) from "
-        "a tie when Σm < 2^(f_e - f_y + 1), far beyond the binary64 error of either form; under "
-        "floor an exact integer quotient can come out one ulp low in one form"),
 }
+
+
+# readings no golden vector of a nearest-rounding profile can tell apart, with the proof
+EQUIVALENT = {
+    "difference_distributed": (
+        "under nearest rounding (the default export's learning_signal mode) (y - y*)·w·2^s and "
+        "y·w·2^s - y*·w·2^s round alike: the exact value (y - y*)·2^s/Σm (s = f_e - f_y) is a "
+        "tie only if 2^(s+1) divides Σm, and otherwise lies at least 1/(2Σm) from one, far "
+        "beyond either form's binary64 error; under floor or trunc an exact integer quotient "
+        "can come out an ulp low in one form, which these vectors do not construct"),
+}
+
+
+def test_the_distributed_difference_is_a_different_reading_under_floor():
+    """Not vacuous: with w = 1/56 some code pairs floor differently in the two binary64 forms."""
+    w, s = 1 / 56, 2.0**11
+    pairs = [(a, b) for a in range(-300, 300) for b in range(-40, 40)
+             if np.floor((a - b) * w * s) != np.floor((a * w - b * w) * s)]
+    assert pairs
+    assert all(np.rint((a - b) * w * s) == np.rint((a * w - b * w) * s)
+               for a in range(-300, 300) for b in range(-40, 40))
 
 
 @pytest.fixture(scope="module", params=sorted(ELSEWHERE))
@@ -272,8 +288,8 @@ def test_a_wrong_reading_the_default_export_cannot_see_fails_where_it_can(elsewh
     assert _differs(spec, golden), f"{name} reproduced every golden vector"
 
 
-@pytest.mark.parametrize("name", sorted(ELSEWHERE))
+@pytest.mark.parametrize("name", sorted(ELSEWHERE) + sorted(EQUIVALENT))
 def test_the_default_export_cannot_see_these_readings(default_export, monkeypatch, name):
-    """The reason in ELSEWHERE holds: on the default export the wrong reading is invisible."""
+    """The reasons in ELSEWHERE and EQUIVALENT hold: on the default export the reading is invisible."""
     globals()[name](monkeypatch)
     assert _differs(*_load(default_export)) == []

@@ -84,6 +84,14 @@ def _unreachable(net: Network, op: dict, branch: str, steps: int) -> str | None:
         if branch in ("tie_negative", "inexact_negative") and _non_negative(op):
             return "the sum is never negative"
         return None
+    terms = op.get("terms") or []
+    if (len(terms) == 2 and all(t.get("type") == "elementwise" for t in terms)
+            and sum(t["coefficient"] for t in terms) == 2**net.profile.formats.alpha.frac
+            and shift == net.profile.formats.alpha.frac
+            and all(t["operand"]["format"] == op["result_format"] and t["left_shift"] == 0 for t in terms)):
+        return "α_c a + β_c b with a, b in the result's format and α_c + β_c = 2^shift: a convex mix"
+    if op["result"] == "eps" and branch == "overflow_low":
+        return "ε starts at 0 and mixes in only r >= 0"
     bound = op.get("worst_case_sum")
     term = (op.get("terms") or [{}])[0]
     if term.get("relu") and term.get("coefficient") == 1:  # max(a, 0) <= max_code(a)

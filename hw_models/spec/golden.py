@@ -67,7 +67,8 @@ RNG_SALT = (2 << 32) + 1
 DIRECTED = ("saturating error: targets of ±100 on the last two steps (mask 1 there only), a large "
             "constant input: e and the gradients saturate, the weights change by many LSBs and "
             "saturate (so the next update reads what a carry accumulator kept of it)",
-            "extremes: inputs and targets far beyond their formats' range, both signs, and exact "
+            "extremes: inputs and targets far beyond their formats' range (a quarter of the steps at "
+            "+4× the range, a quarter at -4×, then alternating), both signs, and exact "
             "rounding ties (k + 1/2 LSB, k even and odd, both signs) of the binary64 inputs; mask 1 "
             "at every step; where x rounds stochastically, x_raw at steps 7, 16, ... is (3 + u) LSB "
             "with u the draw S0 uses there (the equality case of u < frac)",
@@ -116,6 +117,9 @@ def directed_inputs(net: Network, T: int) -> tuple[torch.Tensor, torch.Tensor, t
     for o in range(net.n_out):
         y[:, 1, o] = torch.tensor(cycle_y, dtype=_F64)[(t + 3 * o) % len(cycle_y)]
         y[:, 0, o] = 100.0 * (-1) ** o
+    q = T // 4  # a block of +big, then of -big: states and traces run into both ends
+    x[:q, 1], x[q:2 * q, 1] = big_x, -big_x
+    y[:q, 1], y[q:2 * q, 1] = -big_y, big_y
     x[:, 0] = 0.9 * fx.max_code * fx.lsb
     mask = torch.ones(T, 2, dtype=_F64)
     mask[: max(0, T - 2), 0] = 0
