@@ -159,6 +159,7 @@ class FixedPointEngine:
                         f"{int(shift.min())}")
         self.acc = {k: torch.zeros_like(self.W[k]) for k in WEIGHTS}  # persists with "carry"
         self.counter = SaturationCounter(E)
+        self.coverage = None  # a hw_models.spec.coverage.Coverage while the golden run records
         self._nonzero = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
         self._stalled = {name: torch.zeros(E, dtype=torch.long) for name in WEIGHTS}
 
@@ -173,6 +174,8 @@ class FixedPointEngine:
         u = uniform(v.shape, self.rng) if rounding == "stochastic" else None
         if rec is not None and u is not None:
             rec.setdefault(f"u_{signal}", []).append(u)
+        if self.coverage is not None:
+            self.coverage.shift(signal, v, shift, fmt, rounding, u)
         return requantize(v, shift, fmt, rounding, self.profile.overflow, u=u,
                           counter=self.counter, signal=signal, inplace=fresh)
 
@@ -219,7 +222,8 @@ class FixedPointEngine:
 
         Returns the float masked-MSE loss (E,) of the outputs y_t computed in this trial (with
         ``per_step`` updates, later outputs already see earlier updates). With ``record`` a
-        dict, it is filled with every signal's codes: per-step signals stacked to (T, E, ...),
+        dict, it is filled with every signal's codes: per-step signals stacked to (T, E, ...)
+        (also ``G_<W>`` and ``acc_<W>_step``, the accumulator after this step's add),
         ``u_<signal>`` draws, ``<W>_before``/``<W>_after`` weights, and per update ``acc_<W>``
         and ``d<W>`` (stacked over updates).
         """
@@ -265,6 +269,9 @@ class FixedPointEngine:
                             f"G_{k}", record, fresh=True)
                 acc[k] = apply_overflow(acc[k].add_(G), f.acc, p.overflow, counter=self.counter,
                                         signal="acc", inplace=True)
+                if record is not None:  # this step's gradient and the accumulator after S11/13/15
+                    record.setdefault(f"G_{k}", []).append(G)
+                    record.setdefault(f"acc_{k}_step", []).append(acc[k].clone())
             if p.schedule == "per_step" or t == T - 1:
                 self._update(acc, lr_shift, record)
             ys.append(y)

@@ -20,7 +20,7 @@ from typer._click import exceptions as click_exc  # typer vendors click; no publ
 from neurosim.cli_claims import claims
 from neurosim.cli_lyapunov import lyapunov
 from neurosim.cli_profiles import profiles_app
-from neurosim.cli_spec import cost, export_spec
+from neurosim.cli_spec import cost, export_spec, verify_spec
 from neurosim.cli_sweep import plot, reproduce, sweep
 from neurosim.errors import InputError, Interrupted
 from neurosim.report import progress_bar, summary_table
@@ -32,6 +32,7 @@ app.add_typer(profiles_app, name="profiles")
 for command in (lyapunov, sweep, plot, reproduce, cost, claims):
     app.command()(command)
 app.command("export-spec")(export_spec)
+app.command("verify-spec")(verify_spec)
 Opt = typer.Option
 
 

@@ -1,5 +1,6 @@
-"""``neurosim export-spec`` (the weight-update spec folder) and ``neurosim cost`` (memory,
-operations and energy of a profile). Thin shells over :func:`hw_models.spec.export_spec` and
+"""``neurosim export-spec`` (the weight-update spec folder), ``neurosim verify-spec`` (its C
+model, built and compared) and ``neurosim cost`` (memory, operations and energy of a profile).
+Thin shells over :func:`hw_models.spec.export_spec`, :func:`hw_models.spec.verify.verify_spec` and
 :func:`hw_models.cost.cost_report`."""
 
 from __future__ import annotations
@@ -30,6 +31,22 @@ def export_spec(
                   seed=seed, force=force)
     typer.echo(f"spec written to {path} (build the C model: cd {path}/c && "
                "cc -O2 -std=c99 eprop_ref.c eprop_driver.c -lm -o eprop_ref)")
+
+
+def verify_spec(
+    folder: Annotated[Path, typer.Argument(help="a folder written by export-spec")],
+) -> None:
+    """Build the folder's C model with cc, run it on the golden inputs, compare every output:
+    one verdict line per signal; exit 0 only when every signal is bit-exact, 1 on a mismatch."""
+    from hw_models.spec.verify import verify_spec as verify
+
+    verdicts = verify(folder)
+    for v in verdicts:
+        typer.echo(v.line())
+    bad = sum(not v.ok for v in verdicts)
+    typer.echo(f"verdict: {'bit-exact' if not bad else f'MISMATCH in {bad} of {len(verdicts)} signals'}")
+    if bad:
+        raise typer.Exit(1)
 
 
 def cost(

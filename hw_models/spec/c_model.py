@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from hw_models.operations import COUNTERS, Network, all_ops
+from hw_models.operations import COUNTERS, Network, all_ops, lam_format
 
 ROUND_MACRO = {"nearest_even": "EPROP_NEAREST_EVEN", "nearest_away": "EPROP_NEAREST_AWAY",
                "floor": "EPROP_FLOOR", "trunc": "EPROP_TRUNC", "stochastic": "EPROP_STOCHASTIC"}
@@ -21,10 +21,36 @@ def _i64(v: int) -> str:
     return f"INT64_C({v})" if v >= 0 else f"(-INT64_C({-v - 1}) - 1)"
 
 
-def c_header(net: Network, *, steps: int, trials: int, network_seed: int, title: str) -> str:
-    """``eprop_ref.h`` for one network and one golden run (T = ``steps``, ``trials``)."""
+def _op_defines(net: Network, op: dict, steps: int) -> dict:
+    """The #define values of one operation: result format, shift, rounding, alignment shifts,
+    coefficients and divisors, as the C model's ``op_t`` and loops read them."""
+    name = op["result"]
+    fmt = lam_format(net, steps) if name == "Lam" else net.fmt(name)
+    defs = {"WORD": fmt.word, "SIGNED": int(fmt.signed), "MIN": _i64(fmt.min_code),
+            "MAX": _i64(fmt.max_code)}
+    if "rounding" in op:
+        defs.update(SHIFT=op.get("shift", 0), ROUND=ROUND_MACRO[op["rounding"]])
+    for i, term in enumerate(op.get("terms", [])):
+        if "left_shift" in term:
+            defs[f"LSH{i}"] = term["left_shift"]
+        if "coefficient" in term:
+            defs[f"COEF{i}"] = _i64(term["coefficient"])
+    if op["kind"] == "divide":
+        defs.update(NUM_LSH=op["numerator_left_shift"], NUM_COEF=_i64(op["numerator_coefficient"]),
+                    DIV=_i64(op["divisor_constant"] or 0))
+    if op["kind"] == "isqrt":
+        defs.update(SQ_SHIFT=op["square_shift"], FLOOR_CODE=op["minimum_code"])
+    if op["kind"] == "log2_mitchell":
+        defs.update(FRAC=op["result_frac_bits"])
+    return defs
+
+
+def c_header(net: Network, *, steps: int, trials: int, network_seed: int, title: str,
+             floss_iters: int) -> str:
+    """``eprop_ref.h`` for one network and one golden run (T = ``steps``, ``trials``, and
+    ``floss_iters`` flossing iterations before them)."""
     p = net.profile
-    ops = all_ops(net)
+    ops = all_ops(net, steps)
     maxel = max(net.n_hidden * net.n_hidden, net.n_hidden * net.n_in, net.n_out * net.n_hidden,
                 net.batch * net.n_hidden)
     lines = [
@@ -43,22 +69,18 @@ def c_header(net: Network, *, steps: int, trials: int, network_seed: int, title:
         f"#define EPROP_CARRY {int(p.accumulator == 'carry')}",
         f"#define EPROP_ALPHA_C {_i64(net.alpha_c)}", f"#define EPROP_BETA_C {_i64(net.beta_c)}",
         f"#define EPROP_STREAM_SEED UINT32_C({p.seed & 0xFFFFFFFF})",
-        f"#define EPROP_NETWORK_SEED UINT64_C({network_seed % 2**64})", "",
+        f"#define EPROP_NETWORK_SEED UINT64_C({network_seed % 2**64})",
+        f"#define FLOSS_ITERS {floss_iters}", f"#define FLOSS_WARMUP {0}", "",
     ]
+    seen = set()
     for op in ops:
-        if op["kind"] in ("clear", "carry"):  # carry's shift is its dW operation's SHIFT
+        # carry's shift is its dW operation's SHIFT; F13 writes W_h as U2 does
+        if op["kind"] in ("clear", "carry", "gate") or op["result"] in seen:
             continue
-        name, fmt = op["result"], net.fmt(op["result"])
+        seen.add(op["result"])
         lines.append(f"/* {op['id']}: {op['equation']} */")
-        defs = {"WORD": fmt.word, "SIGNED": int(fmt.signed), "MIN": _i64(fmt.min_code),
-                "MAX": _i64(fmt.max_code)}
-        if op["kind"] == "requantize":
-            defs.update(SHIFT=op["shift"], ROUND=ROUND_MACRO[op["rounding"]])
-            for i, term in enumerate(op["terms"]):
-                if "left_shift" in term:
-                    defs[f"LSH{i}"] = term["left_shift"]
-        lines += [f"#define OP_{name}_{k} {f'({v})' if isinstance(v, int) and v < 0 else v}"
-                  for k, v in defs.items()]
+        lines += [f"#define OP_{op['result']}_{k} {f'({v})' if isinstance(v, int) and v < 0 else v}"
+                  for k, v in _op_defines(net, op, steps).items()]
     lines += [""] + [f"#define CNT_{name} {i}" for i, name in enumerate(COUNTERS)]
     lines += [
         f"#define EPROP_NCOUNTERS {len(COUNTERS)}", "",
@@ -77,7 +99,10 @@ def c_header(net: Network, *, steps: int, trials: int, network_seed: int, title:
         "void eprop_init(eprop_net *net, const int64_t *W_h, const int64_t *W_x, const int64_t *W_out);",
         "/* one trial of T steps; x_raw (T, B, NIN), target_raw (T, B, NOUT), mask (T, B) */",
         "void eprop_trial(eprop_net *net, int T, const double *x_raw, const double *target_raw,",
-        "                 const double *mask, eprop_emit_fn emit, void *ctx);", "",
+        "                 const double *mask, eprop_emit_fn emit, void *ctx);",
+        "/* one flossing iteration of T steps on x_raw (T, B, NIN) from the tangent q0 (N) */",
+        "void eprop_floss(eprop_net *net, int T, const double *x_raw, const int64_t *q0,",
+        "                 eprop_emit_fn emit, void *ctx);", "",
         "#endif", "",
     ]
     return "\n".join(lines)

@@ -10,8 +10,7 @@ def _operand_text(op: dict) -> str:
     for t in op.get("terms", []):
         refs += [t[k] for k in ("matrix", "vector", "operand", "post", "pre", "a", "b") if k in t]
     refs += op.get("operands", [])
-    if op.get("gate"):
-        refs.append(op["gate"])
+    refs += [op[k] for k in ("operand", "numerator", "divisor", "gate") if op.get(k)]
     seen, parts = set(), []
     for r in refs:
         key = (r["signal"], r.get("time"))
@@ -22,6 +21,21 @@ def _operand_text(op: dict) -> str:
     return ", ".join(parts)
 
 
+def _shift_text(op: dict) -> str:
+    """The shift column: a right shift, or what replaces it in the flossing operations."""
+    kind = op["kind"]
+    if kind == "carry":
+        return f"<< {op['left_shift']}"
+    if kind == "isqrt":
+        return f"Σv² · 2^{op['square_shift']}"
+    if kind == "divide":
+        d = op["divisor"]["signal"] if op["divisor"] else str(op["divisor_constant"])
+        return f"<< {op['numerator_left_shift']}, ÷ {d}"
+    if kind == "log2_mitchell":
+        return "k − f_g"
+    return str(op.get("shift", ""))
+
+
 def _op_rows(ops: list[dict]) -> list[str]:
     rows = ["| id | operation | operands (format) | product / sum bits | shift | rounding | overflow "
             "| result |", "|---|---|---|---|---:|---|---|---|"]
@@ -29,14 +43,21 @@ def _op_rows(ops: list[dict]) -> list[str]:
         if op["kind"] == "clear":
             rows.append(f"| {op['id']} | `{op['equation']}` | | | | | | |")
             continue
-        if op["kind"] == "requantize" and op["arithmetic"] == "binary64":
+        kind = op["kind"]
+        if kind == "requantize" and op["arithmetic"] == "binary64":
             widths = "binary64"
-        elif op["kind"] == "requantize":
+        elif kind == "requantize":
             widths = f"{op['product_bits']} / {op['intermediate_bits']}"
+        elif kind == "gate":
+            widths = "–"
         else:
-            widths = f"– / {op['intermediate_bits']}"
-        shift = f"<< {op['left_shift']}" if op["kind"] == "carry" else op.get("shift", "")
-        rounding = f"{op['rounding']} ({op['rounding_group']})" if "rounding" in op else "–"
+            widths = {"divide": "divider", "isqrt": "isqrt", "log2_mitchell": "leading one"}.get(kind, "–") \
+                + f" / {op['intermediate_bits']}"
+        shift = _shift_text(op)
+        rounding = f"{op['rounding']} ({op['rounding_group']})" if "rounding" in op else (
+            "nearest, ties up" if kind == "isqrt" else "–")
+        if op.get("when"):
+            rounding += f"; only {op['when']}"
         rows.append(f"| {op['id']} | `{op['equation']}` | {_operand_text(op)} | {widths} | {shift} "
                     f"| {rounding} | {op.get('overflow', 'none')} | {op['result']} "
                     f"{op['result_format']} |")
@@ -87,6 +108,19 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
         + ", ".join(f"s({k}) = {v}" for k, v in spec["weight_scale"]["exponents"].items())
         + " (headroom bits " + ", ".join(f"{k} {v}" for k, v in p["headroom"].items()) + ")",
         f"- feedback {net['feedback']}", "",
+        "## Reading this datasheet", "",
+        "- `sW.F` is a signed two's-complement word of W bits with F fractional bits: a code c in "
+        "[-2^(W-1), 2^(W-1) - 1] means c · 2^-F; `uW.F` is unsigned, c in [0, 2^W - 1].",
+        "- **frac bits (effective)**: F is the format's fraction; the effective fraction is F - s, "
+        "s the matrix's power-of-two scale exponent (weight_scale `pow2`), and the value of a code "
+        "is c · 2^-(F - s). `6 (5)` means s = 1: the same 8-bit codes cover twice the range with "
+        "twice the LSB. Every other signal has s = 0.",
+        f"- Overflow counters: {spec['conventions']['counter']}. {spec['conventions']['overflow_counts']}.",
+        f"- Records: {spec['conventions']['records']}.",
+        f"- Files: {spec['conventions']['files']}. In `c/`: `eprop_ref.h` (generated constants of "
+        "this profile and network), `eprop_ref.c` and `eprop_driver.c` are sources; the built driver "
+        "reads the input files from the golden folder and writes its outputs into an output folder "
+        "(created if missing), then compares them with the golden outputs.", "",
         "## Signals", "",
         "| signal | role | format | frac bits (effective) | shape | storage | bits per unit | total bits "
         "| status |", "|---|---|---|---:|---|---|---:|---:|---|",
@@ -99,8 +133,7 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
     L += ["", f"Memory for N = {dims['N']}: " + ", ".join(f"{k} {v:,} bits" for k, v in m.items()
                                                           if k != "flossing")
           + f" (flossing, not in the totals: {m['flossing']:,} bits).", "",
-          "`flossing_only`: used by the engine's local gradient flossing (`floss_step`), whose "
-          "operations are not part of this schema version.", "",
+          "Status `flossing`: a signal of the flossing phase only (operations F1..F13 below).", "",
           "## One time step", "",
           "Every signal is an integer code; `Q` is: shift right by `shift` with the rounding mode, "
           "then the overflow mode into the result format (counted per signal). Terms of a sum are "
@@ -114,9 +147,28 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
           f"{spec['trial']['w']}.", "",
           "## One weight update", "", spec["update_schedule"]["rule"] + ".", ""]
     L += _op_rows(ops["update"])
+    fl = spec["flossing"]
+    L += ["", "## Local gradient flossing (before the trials)", "",
+          f"{fl['rule']}. {fl['iterations']} iterations of {fl['steps_per_iteration']} steps in the "
+          f"golden run, warm-up {fl['warmup']}."
+          + (f" **Not covered for this profile**: {fl['reason']}." if fl["reason"] else ""), "",
+          f"- inputs: {fl['inputs']}", f"- start: {fl['start']}",
+          f"- initial tangent: {fl['initial_tangent']}", f"- loop: {fl['loop']}",
+          f"- constants: ln 2 = {fl['constants']['ln2_code']} · 2^-{fl['constants']['ln2_frac']}, "
+          f"n = (T - warmup) · B = {fl['constants']['n']}",
+          f"- {fl['divisor_broadcast']}", f"- order: {fl['order']}", f"- draws: {fl['draw_order']}", "",
+          "Per step (F1..F9, then S0..S3):", ""]
+    L += _op_rows(ops["floss_step"])
+    L += ["", "Per iteration, after the last step:", ""]
+    L += _op_rows(ops["floss_end"])
+    L += [""] + [f"- {op['id']} ({op['kind']}): {op['algorithm']}" for op in ops["floss_step"]
+                 if "algorithm" in op]
     L += ["", "## Rounding and overflow", "", spec["conventions"]["rounding_integer"] + ".", ""]
     L += [f"- `{k}`: integer `{v['integer']}`; binary64 `{v['binary64']}`"
           for k, v in spec["rounding_modes"].items()]
+    L += ["- division (F4, F5, F10, F11): the same modes applied to the floor quotient fl and the "
+          "remainder 0 <= rem < d of n / d: nearest compares 2·rem with d (a tie is 2·rem = d), "
+          "trunc adds 1 when rem != 0 and n < 0, stochastic adds 1 when draw · d < rem · 2^32"]
     L += [f"- overflow `{k}`: `{v}`" for k, v in spec["overflow_modes"].items()]
     rng = spec["rng"]
     hash_steps = "; ".join(f"x ^= x >> {s['xor_shift_right']}" if "xor_shift_right" in s
@@ -136,10 +188,23 @@ def datasheet(spec: dict, cost: CostEstimate) -> str:
           f"{spec['golden']['trials']} trials of {spec['golden']['steps_per_trial']} steps, "
           f"{spec['golden']['updates']} updates, in `golden.npz` and as `$readmemh` files "
           "(one word per line, two's complement in the word width; binary64 bit patterns for float "
-          "inputs):", "",
+          "inputs). Directed trials (beside the task's):", ""]
+    L += [f"- trial {d['trial']}: {d['purpose']}" for d in spec["golden"]["directed_trials"]]
+    L += ["",
           "| file | kind | shape | word bits | encoding |", "|---|---|---|---:|---|"]
     L += [f"| {g['file']} | {g['kind']} | {' × '.join(map(str, g['shape']))} | {g['word_bits']} "
           f"| {g['encoding']} |" for g in spec["golden"]["files"]]
+    cov = spec["coverage"]["rows"]
+    L += ["", "## Coverage of the golden vectors", "",
+          "Per operation, how many elements took each branch its rounding and overflow modes define "
+          "(" + "; ".join(f"`{k}`: {v}" for k, v in spec["coverage"]["branches"].items()) + "). "
+          "Branches with 0 are either unreachable (the reason follows) or not exercised.", "",
+          "| op | result | rounding | counts | unreachable | not exercised |", "|---|---|---|---|---|---|"]
+    L += [f"| {r['id']} | {r['result']} | {r['rounding'] or '–'} | "
+          + ", ".join(f"{k} {v:,}" for k, v in r["counts"].items())
+          + (f" ({r['note']})" if r.get("note") else "") + " | "
+          + "; ".join(f"{k}: {v}" for k, v in r["unreachable"].items()) + " | "
+          + ", ".join(r["not_exercised"]) + " |" for r in cov]
     L += ["", "## C reference model", "",
           f"In `c/`: `{spec['c_model']['build']}`, then `{spec['c_model']['run']}`. The model is "
           "generic C99 (int64_t arithmetic); `eprop_ref.h` carries this profile's constants.", "",

@@ -12,10 +12,22 @@ from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 
 from hw_models.fixedpoint import network_key
-from hw_models.operations import COUNTERS, WEIGHTS, Network, elements, step_ops, update_ops
+from hw_models.operations import (
+    COUNTERS,
+    FLOSS_PER_STEP,
+    LN2_CODE,
+    LN2_FRAC,
+    WEIGHTS,
+    Network,
+    elements,
+    floss_ops,
+    lam_format,
+    step_ops,
+    update_ops,
+)
 from hw_models.spec.golden import GoldenRun
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "2.0.0"
 SCHEMA_ID = "neurosim-eprop-weight-update-spec"
 
 # name → (role, storage class, description)
@@ -37,7 +49,22 @@ SIGNALS = {
        for k in WEIGHTS},
     **{f"acc_{k}": ("accumulator", "per_synapse", f"gradient accumulator of {k}") for k in WEIGHTS},
     **{f"d{k}": ("weight_change", "transient", f"weight change of {k} at an update") for k in WEIGHTS},
+    # local gradient flossing (phase floss_step / floss_end)
+    "p": ("floss_tangent", "transient", "gated tangent p = [h_t > 0] · q_t"),
+    "v": ("floss_tangent", "transient", "unnormalised tangent v = J_t q_t"),
+    "gamma": ("floss_factor", "transient", "growth γ_t = ‖v‖ of one step"),
+    "q": ("floss_tangent", "per_neuron", "normalised tangent q_{t+1} = v / γ_t"),
+    "pre": ("floss_tangent", "transient", "presynaptic flossing signal p / γ_t"),
+    "ell": ("floss_factor", "transient", "Mitchell log2 γ_t"),
+    "G_q": ("gradient", "transient", "this step's flossing gradient β_c Σ_b q_{t+1} ⊗ pre"),
+    "acc_q": ("accumulator", "per_synapse", "flossing accumulator of W_h (a chip may share acc_W_h's "
+                                            "storage: the phases do not overlap)"),
+    "Lam": ("floss_factor", "per_network", "Λ = Σ ℓ, the exact sum of log2 growths"),
+    "lam": ("floss_factor", "per_network", "λ_1 estimate in nats per step"),
+    "g_floss": ("floss_factor", "per_network", "global flossing factor 2 λ_1 / T'"),
+    "dW_floss": ("weight_change", "transient", "flossing weight change of W_h"),
 }
+FLOSS_SIGNALS = ("p", "v", "gamma", "q", "pre", "ell", "G_q", "acc_q", "Lam", "lam", "g_floss", "dW_floss")
 
 ROUNDING_MODES = {
     "nearest_even": {"integer": "fl + [rem > half] + [rem == half and fl odd]",
@@ -87,40 +114,51 @@ CONVENTIONS = {
              "(|acc - (dW << s)| <= |acc|, or < 2^s when dW is in range): the accumulator keeps "
              "what the update did not apply",
     "counter": "every overflow (saturation or wrap) of an operation adds 1 per element to the "
-               "named counter in 'overflow_counters'",
+               "counter its 'counter' field names (one of 'overflow_counters'). Counters are per "
+               "signal except where operations share one: S11, S13 and S15 (the three accumulator "
+               "adds) all count into 'acc', and U2 and F13 (both write W_h) into 'W_h'",
+    "overflow_counts": "overflow_counts[k] holds every counter after trial k, cumulative since the "
+                       "network was created (the flossing phase included); floss_overflow_counts[k] "
+                       "the same after flossing iteration k",
+    "records": "per-step golden arrays hold each signal's value after its operation in step t "
+               "(acc_<W>_step: the accumulator after S11/S13/S15 of step t, before an update); "
+               "per-update arrays: acc_<W> is the accumulator the update read (before it is "
+               "cleared or carried), d<W> the change, <W> the weight after the update; flossing: "
+               "floss_acc_q after F8 of step t, floss_W_h after F13 of the iteration",
+    "files": "inputs of an implementation: the golden files of kind 'input' (binary64 task inputs) "
+             "and 'initial' (initial codes; <W>_init_float and floss_q_init_float are the float "
+             "values they were quantized from, for checking the initial quantization); every other "
+             "golden file is an output to reproduce bit for bit",
 }
 
 
-def _fmt_fields(net: Network, name: str) -> dict:
-    f = net.fmt(name)
+def _fmt_fields(net: Network, name: str, steps: int) -> dict:
+    f = lam_format(net, steps) if name == "Lam" else net.fmt(name)
     return {"format": str(f), "signed": f.signed, "word_bits": f.word, "frac_bits": f.frac,
-            "effective_frac_bits": net.frac(name), "min_code": f.min_code, "max_code": f.max_code}
+            "effective_frac_bits": f.frac if name == "Lam" else net.frac(name), "min_code": f.min_code,
+            "max_code": f.max_code}
 
 
-def signals(net: Network) -> list[dict]:
-    """Every signal: format, shape, storage and memory for this network."""
+def signals(net: Network, steps: int) -> list[dict]:
+    """Every signal: format, shape, storage and memory for this network (``status``: ``used`` by
+    e-prop, ``flossing`` by the flossing phase only)."""
     out = []
     for name, (role, storage, desc) in SIGNALS.items():
         shape = list(net.dims(name))
         n = elements(net, shape) if storage != "transient" else 0
         per_unit = {"per_synapse": 1, "per_neuron": net.batch, "per_input": net.batch,
-                    "per_output": net.batch}.get(storage, 0)
-        out.append({"name": name, "role": role, "description": desc, **_fmt_fields(net, name),
-                    "shape": shape, "storage": storage, "status": "used",
-                    "bits_per_unit": net.fmt(name).word * per_unit, "memory_bits": n * net.fmt(name).word})
-    f = net.profile.formats
-    for name, role, storage, desc, n in (
-        ("alpha", "constant", "per_network", "leak codes α_c and β_c = 2^A - α_c", 2),
-        ("q", "floss_tangent", "per_neuron", "flossing tangent q (local gradient flossing)", net.n_hidden),
-        ("floss_gain", "floss_factor", "per_network", "flossing growth γ, log γ and global factor", 3),
-    ):
-        fmt = getattr(f, name)
-        out.append({"name": name, "role": role, "description": desc, "format": str(fmt),
-                    "signed": fmt.signed, "word_bits": fmt.word, "frac_bits": fmt.frac,
-                    "effective_frac_bits": fmt.frac, "min_code": fmt.min_code, "max_code": fmt.max_code,
-                    "shape": ["N"] if name == "q" else [], "storage": storage,
-                    "status": "used" if name == "alpha" else "flossing_only",
-                    "bits_per_unit": fmt.word, "memory_bits": n * fmt.word})
+                    "per_output": net.batch, "per_network": 1}.get(storage, 0)
+        fields = _fmt_fields(net, name, steps)
+        out.append({"name": name, "role": role, "description": desc, **fields,
+                    "shape": shape, "storage": storage,
+                    "status": "flossing" if name in FLOSS_SIGNALS else "used",
+                    "bits_per_unit": fields["word_bits"] * per_unit, "memory_bits": n * fields["word_bits"]})
+    fmt = net.profile.formats.alpha
+    out.append({"name": "alpha", "role": "constant", "description": "leak codes α_c and β_c = 2^A - α_c",
+                "format": str(fmt), "signed": fmt.signed, "word_bits": fmt.word, "frac_bits": fmt.frac,
+                "effective_frac_bits": fmt.frac, "min_code": fmt.min_code, "max_code": fmt.max_code,
+                "shape": [], "storage": "per_network", "status": "used", "bits_per_unit": fmt.word,
+                "memory_bits": 2 * fmt.word})
     return out
 
 
@@ -144,7 +182,9 @@ def rng_section(net: Network, network_seed: int) -> dict:
         "operation_key": "K = H(key ^ H(c))",
         "draw": "d_i = H(K ^ i), i = row-major index of the element in the operation's result",
         "uniform": "u_i = d_i · 2^-32",
-        "order": "operations draw in the order of 'operations' (step operations of step t, then "
+        "order": "operations draw in the order they run: first the flossing iterations (see "
+                 "flossing.draw_order), then the trials: the order of 'operations' (step "
+                 "operations of step t, then "
                  "the update operations when the schedule updates), trial after trial; "
                  "deterministic operations draw nothing",
     }
@@ -155,18 +195,19 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
     """The spec.json document of a golden run (``files``: the golden manifest)."""
     net, p = run.net, run.net.profile
     f = p.formats
+    fl = floss_ops(net, run.steps)
     try:
         pkg_version = version("neurosim")
     except PackageNotFoundError:
         pkg_version = "unknown"
-    sig = signals(net)
+    sig = signals(net, run.steps)
     mem = {"weights": 0, "accumulators": 0, "state": 0, "traces": 0}
     group = {"weight": "weights", "accumulator": "accumulators", "trace": "traces"}
     for s in sig:
         if s["status"] == "used" and s["storage"] not in ("transient", "per_network"):
             mem[group.get(s["role"], "state")] += s["memory_bits"]
     mem["total"] = sum(mem.values())
-    mem["flossing"] = sum(s["memory_bits"] for s in sig if s["status"] == "flossing_only")
+    mem["flossing"] = sum(s["memory_bits"] for s in sig if s["status"] == "flossing")
     return {
         "schema": SCHEMA_ID,
         "schema_version": SCHEMA_VERSION,
@@ -219,16 +260,26 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
             "persistent": "weights, accumulators (0 after a 'clear' update, the remainder after "
                           "a 'carry' one) and the generator counter carry over to the next trial",
         },
-        "rng": rng_section(net, seed),
-        "operations": {"step": step_ops(net), "update": update_ops(net)},
+        "rng": rng_section(net, run.network_seed),
+        "operations": {"step": step_ops(net), "update": update_ops(net),
+                       "floss_step": fl["step"], "floss_end": fl["end"]},
         "overflow_counters": list(COUNTERS),
-        "flossing": {
-            "covered": False,
-            "note": "the engine's local gradient flossing (hw_models/flossing.py, "
-                    "FixedPointEngine.floss_step) uses q and floss_gain; its operations are not "
-                    "part of this schema version and the golden vectors do not exercise them",
+        "flossing": flossing_section(net, run),
+        "coverage": {
+            "branches": {"inexact": "a non-zero remainder (the rounding mode decides)",
+                         "tie_even": "an exact half with an even floor", "tie_odd": "an exact half "
+                         "with an odd floor (nearest_even rounds it up)", "tie_negative": "an exact "
+                         "half below zero (nearest_away rounds it down)", "inexact_negative":
+                         "a non-zero remainder below zero (trunc differs from floor)",
+                         "stochastic_equal": "u equal to the remainder (u < frac is false)",
+                         "overflow_high": "the rounded code above max_code", "overflow_low": "below "
+                         "min_code", "overflow": "saturations or wraps counted by the operation's "
+                         "counter (operations without rounding)"},
+            "rows": run.coverage,
         },
         "golden": {"npz": "golden.npz", "hex_dir": "golden", "trials": run.trials,
+                   "directed_trials": run.directed,
+                   "floss_iterations": run.floss_iters,
                    "steps_per_trial": run.steps, "updates": run.updates, "losses": run.losses,
                    "files": files},
         "c_model": {
@@ -240,20 +291,58 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
     }
 
 
+def flossing_section(net: Network, run: GoldenRun) -> dict:
+    """How the flossing phase runs: its loop, start values, constants and draw order."""
+    return {
+        "covered": run.floss_problem is None,
+        "reason": run.floss_problem,
+        "iterations": run.floss_iters,
+        "warmup": 0,
+        "steps_per_iteration": run.steps,
+        "rule": "local gradient flossing, k = 1 (Engelken 2023): W_h descends on λ_1², λ_1 the "
+                "largest Lyapunov exponent along the network's own trajectory; every operation "
+                "integer (isqrt, restoring division, Mitchell log2)",
+        "inputs": "iteration k runs on floss_x_raw[k] (T, B, n_in): the forward operations S0..S3 "
+                  "only (no targets, no e-prop accumulation)",
+        "start": "every iteration: h, r = 0 (previous_step values at t = 0), q (previous_step at "
+                 "t = 0) = floss_q_init broadcast over B, acc_q = 0, Λ = 0",
+        "initial_tangent": "floss_q_init = nearest_even(q0 · 2^f_q), then overflow, with q0 = "
+                           "floss_q_init_float, the first column of the QR of an (N, 1) standard "
+                           "normal matrix drawn with torch seed 0 (a fixed vector: the golden file "
+                           "gives it)",
+        "loop": "for t = 0..T-1: floss_step operations F1..F9 in order (those with when 't >= "
+                "warmup' only then), then the step operations S0..S3 (x_t, I, h_{t+1}, r_{t+1}); "
+                "after step T-1 the floss_end operations F10..F13",
+        "constants": {"ln2_code": LN2_CODE, "ln2_frac": LN2_FRAC,
+                      "n": run.steps * net.batch},
+        "order": "the flossing iterations run before the first e-prop trial, sharing the weights, "
+                 "the generator counter and the overflow counters; the trials start from W_h after "
+                 "the last iteration (W_h_init is the weight before flossing)",
+        "draw_order": "stochastic operations draw in the order they run: per step F2, F4, F5, F6, "
+                      "F7 (whichever are stochastic), then S0..S3; after the last step F10, F11, F12",
+        "divisor_broadcast": "a divisor of shape (B,) divides every element of row b of the (B, N) "
+                             "numerator",
+    }
+
+
 def golden_manifest(run: GoldenRun) -> list[dict]:
     """One entry per golden array: file, npz key, shape, word width, encoding, kind."""
     out = []
     for name, a in run.arrays.items():
         word, enc = run.words[name]
+        base = name.removeprefix("floss_")
         if name.endswith("_raw") or name == "mask":
             kind = "input"
         elif "_init" in name:
             kind = "initial"
-        elif name.startswith("draw_"):
+        elif base.startswith("draw_"):
             kind = "draw"
-        elif name == "overflow_counts":
+        elif base == "overflow_counts":
             kind = "counters"
-        elif name in ("I", "h", "r", "x", "target", "y", "e", "L", "eps", "eps_x"):
+        elif name.startswith("floss_"):
+            kind = "floss_step" if base in (*FLOSS_PER_STEP, "G_q", "acc_q") else "floss_iteration"
+        elif name in ("I", "h", "r", "x", "target", "y", "e", "L", "eps", "eps_x") or name.startswith("G_") \
+                or name.endswith("_step"):
             kind = "step"
         else:
             kind = "update"

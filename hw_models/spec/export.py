@@ -66,7 +66,7 @@ def build_export(profile: str | Profile, *, n_hidden: int = 8, task: str = "romo
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     run = run_golden(prof, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
                      seed=seed, alpha=alpha)
-    problem = max_shift_problem(all_ops(run.net))
+    problem = max_shift_problem(all_ops(run.net, run.steps))
     if problem:
         raise ExactnessError(f"profile {prof.name!r}: {problem}; the integer reference supports right "
                              "shifts up to 62 bits (53 with stochastic rounding): use a smaller lr_shift "
@@ -82,9 +82,10 @@ def build_export(profile: str | Profile, *, n_hidden: int = 8, task: str = "romo
         "golden.npz": buf.getvalue(),
     }
     files.update({f"golden/{name}": text for name, text in hex_files(run).items()})
-    title = f"profile {prof.name}, N={n_hidden}, T={run.steps}, {trials} trials, seed {seed}"
-    files["c/eprop_ref.h"] = c_header(run.net, steps=run.steps, trials=trials, network_seed=seed,
-                                      title=title)
+    title = f"profile {prof.name}, N={n_hidden}, T={run.steps}, {run.trials} trials, seed {seed}"
+    files["c/eprop_ref.h"] = c_header(run.net, steps=run.steps, trials=run.trials,
+                                      network_seed=run.network_seed,
+                                      title=title, floss_iters=run.floss_iters)
     files.update({f"c/{name}": text for name, text in c_sources().items()})
     return files
 
