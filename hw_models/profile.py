@@ -311,3 +311,36 @@ def derive_profile(
         "headroom": {"W_h": 1, "W_x": 1, "W_out": 1},
     }
     return apply_overrides(profile_from_dict(data, f"bits{N}"), **overrides)
+
+
+WIDTH_OVERRIDES = {"trace_bits": ("eps",), "state_bits": ("x", "y", "h", "r")}
+
+
+def resolve(bits: int | None = None, profile: str | Path | None = None,
+            overrides: dict | tuple = ()) -> Profile:
+    """The one place a precision request becomes a :class:`Profile`: ``--bits N`` (derived by
+    :func:`derive_profile`) or a named/TOML ``profile``, then ``overrides`` (field → value, as
+    :func:`apply_overrides` takes them). ``trace_bits`` and ``state_bits`` work with either: with
+    ``bits`` they feed the derivation rule; on a profile they change the word width of the trace
+    format (``eps``), or of the state formats (``x``, ``y``, ``h``, ``r``), keeping each
+    format's integer bits."""
+    ov = dict(overrides)
+    widths = {k: ov.pop(k) for k in WIDTH_OVERRIDES if k in ov}
+    if (bits is None) == (profile is None):
+        raise ProfileError("give either bits or a profile")
+    if bits is not None:
+        return derive_profile(bits, **widths, **ov)
+    base = load_profile(profile)
+    for key, word in widths.items():
+        for signal in WIDTH_OVERRIDES[key]:
+            ov.setdefault(signal, str(_resized(getattr(base.formats, signal), word, key)))
+    return apply_overrides(base, **ov)
+
+
+def _resized(fmt: QFormat, word, key: str) -> QFormat:
+    """``fmt`` with ``word`` bits and the same integer bits (sign included)."""
+    word = _int(key, word, 2, 62)
+    frac = word - (fmt.word - fmt.frac)
+    if frac < 0:
+        raise ProfileError(f"{key} = {word}: fewer bits than the integer part of {fmt} needs")
+    return QFormat(fmt.signed, word, frac)

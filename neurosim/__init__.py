@@ -1,22 +1,30 @@
 """neurosim: float reference of the leaky ReLU RNN, e-prop/BPTT, flossing, training and results.
 
-The public API is the list below; every other module is free to move.
+The public API is the list below; every other module is free to move. Names load on first use
+(PEP 562), so ``import neurosim`` — or ``hw_models`` importing the model contract
+``neurosim.model`` — runs none of the run machinery and changes no global state.
 """
 
-from neurosim.api import run_training
-from neurosim.config import ConfigError, TrainConfig
-from neurosim.errors import InputError
-from neurosim.grid import load_sweep
-from neurosim.model import Params, init_params, masked_mse, readout, run, step
-from neurosim.plots import plot_learning_curves
-from neurosim.results import load_run, write_run
-from neurosim.rules import gradients
-from neurosim.sweep import run_sweep
-from neurosim.tasks import TASKS, BatchStream, get_task
-from neurosim.train import RunResult, train
+from importlib import import_module
 
-__all__ = [
-    "BatchStream", "ConfigError", "InputError", "Params", "RunResult", "TASKS", "TrainConfig",
-    "get_task", "gradients", "init_params", "load_run", "masked_mse", "plot_learning_curves",
-    "load_sweep", "readout", "run", "run_sweep", "run_training", "step", "train", "write_run",
-]
+_PUBLIC = {
+    "run_training": "api", "ConfigError": "config", "TrainConfig": "config", "InputError": "errors",
+    "load_sweep": "grid", "Params": "model", "init_params": "model", "masked_mse": "model",
+    "readout": "model", "run": "model", "step": "model", "plot_learning_curves": "plots",
+    "load_run": "results", "write_run": "results", "gradients": "rules", "run_sweep": "sweep",
+    "TASKS": "tasks", "BatchStream": "tasks", "get_task": "tasks", "RunResult": "training",
+    "train": "training",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'neurosim' has no attribute {name!r}")
+    value = getattr(import_module(f"neurosim.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

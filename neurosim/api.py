@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from neurosim.config import ConfigError, TrainConfig
+from neurosim.fixed_backend import resolve_profile
+from neurosim.grid import experiment_path, load_sweep
 from neurosim.outputs import OutputError, claim_output
 from neurosim.plots import plot_learning_curves
+from neurosim.plots_sweep import plot_results
 from neurosim.results import checkpoint_path, load_run, profile_change, write_run
-from neurosim.train import Progress, RunResult, train
+from neurosim.sweep import SweepResult, run_sweep
+from neurosim.training import Progress, RunResult, train
 
 
 def run_training(config: TrainConfig, out: Path, *, force: bool = False, resume: bool = False,
@@ -63,8 +67,13 @@ def _completed(out: Path, config: TrainConfig) -> RunResult:
 
 
 def _profile(config: TrainConfig) -> dict | None:
-    if not config.fixed_point:
-        return None
-    from neurosim.fixed_backend import resolve_profile
+    return resolve_profile(config).to_dict() if config.fixed_point else None
 
-    return resolve_profile(config).to_dict()
+
+def reproduce_experiment(name: str, out: Path, *, quick: bool = False,
+                         **run) -> tuple[SweepResult, list[Path]]:
+    """Run a shipped experiment (``neurosim/experiments/NAME.toml``, or a TOML path) through
+    :func:`~neurosim.sweep.run_sweep` (``run``: its keyword arguments), then plot it; the result
+    and figures."""
+    result = run_sweep(load_sweep(experiment_path(name), quick=quick), out, **run)
+    return result, ([] if result.failed else plot_results(out))

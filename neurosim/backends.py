@@ -14,7 +14,6 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from neurosim.config import TrainConfig
 from neurosim.model import Params
 from neurosim.optim import Optimizer
 from neurosim.rules import gradients
@@ -97,18 +96,3 @@ def random_feedback(seeds: list[int], n_hidden: int, n_out: int) -> Tensor:
         g = torch.Generator().manual_seed(10_000_019 + s)  # a stream apart from the init's
         mats.append((torch.rand(n_hidden, n_out, generator=g, dtype=torch.float64) * 2 - 1) / n_hidden**0.5)
     return torch.stack(mats).float()
-
-
-def make_backends(config: TrainConfig, params: Params, alpha: float, lr: Tensor,
-                  seeds: list[int]) -> list[Backend]:
-    """The backends of a run: the float rule alone, or float SGD beside the fixed-point engine."""
-    feedback = None
-    if config.feedback == "random":
-        feedback = random_feedback(seeds, params.n_hidden, params.W_out.shape[1]).to(params.W_h.device)
-    if not config.fixed_point:
-        return [FloatBackend(params, rule=config.rule, alpha=alpha, optimizer=config.optimizer,
-                             lr=lr, feedback=feedback, lr_decay=config.lr_decay, iters=config.iters,
-                             floss_lr=config.floss_lr)]
-    from neurosim.fixed_backend import fixed_backends
-
-    return fixed_backends(config, params, alpha, seeds, feedback)

@@ -51,13 +51,16 @@ def train(
     task: Annotated[str, Opt(help="romo, 2af or dms")] = "romo",
     rule: Annotated[str, Opt(help="bptt or eprop")] = "eprop",
     gain: Annotated[list[float], Opt(help="initial gain of W_h; repeat for several")] = [1.0],  # noqa: B006
-    lr: Annotated[list[float], Opt(help="learning rate(s) of the float optimiser")] = [3e-4],  # noqa: B006
+    lr: Annotated[list[float] | None, Opt(help="learning rate(s) [default: 3e-4; in fixed point the "
+                                               "profile's 2^-lr_shift; a given lr becomes the nearest "
+                                               "power of two for both backends]")] = None,
     iters: Annotated[int | None, Opt(help="iterations [default: 10000; 2000 in fixed point]")] = None,
     seeds: Annotated[int, Opt(help="networks per configuration, trained as one ensemble")] = 5,
     seed: Annotated[int, Opt(help="first seed")] = 0,
     n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
     batch: Annotated[int, Opt(help="trials per batch")] = 32,
-    optimizer: Annotated[str, Opt(help="adam or sgd (float backend)")] = "adam",
+    optimizer: Annotated[str | None, Opt(help="adam or sgd [default: adam; fixed point: sgd, the only "
+                                              "one it runs]")] = None,
     lr_decay: Annotated[str | None, Opt(help="lr schedule: none or cosine (to 0; in fixed point in "
                                             "powers of two, to 2^-6) [default: cosine; none in fixed "
                                             "point]")] = None,
@@ -96,7 +99,7 @@ def train(
                       if v is not None)
     config = TrainConfig(
         task=task, rule=rule, gain=tuple(gain) if len(gain) > 1 else gain[0],
-        lr=tuple(lr) if len(lr) > 1 else lr[0], iters=iters, seeds=seeds, seed=seed,
+        lr=None if not lr else tuple(lr) if len(lr) > 1 else lr[0], iters=iters, seeds=seeds, seed=seed,
         n_hidden=n_hidden, batch=batch, optimizer=optimizer, lr_decay=lr_decay, feedback=feedback,
         dt=dt, tau=tau,
         bits=bits, profile=profile, profile_overrides=overrides, log_every=log_every,

@@ -29,7 +29,7 @@ def lyapunov(
     from neurosim.config import TrainConfig
     from neurosim.plots import plot_le_vs_gain
     from neurosim.results import load_run, load_run_params
-    from neurosim.train import initial_max_le, run_max_le
+    from neurosim.training import initial_max_le, run_max_le
 
     if run_dir is not None:
         run = load_run(run_dir)

@@ -1,6 +1,6 @@
 """``neurosim sweep``, ``neurosim plot`` and ``neurosim reproduce``: typer commands over
 :func:`neurosim.sweep.run_sweep`, :func:`neurosim.plots_sweep.plot_results` and
-:func:`neurosim.sweep.reproduce_experiment`. Register them with ``app.command()(fn)``.
+:func:`neurosim.api.reproduce_experiment`. Register them with ``app.command()(fn)``.
 
 Bad input (an unknown grid key, an empty grid list, an invalid value, an unknown experiment,
 an unusable output) raises :class:`~neurosim.errors.InputError` before any training starts,
@@ -81,8 +81,8 @@ def reproduce(
     force: Force = False,
 ) -> None:
     """Reproduce a paper figure: run its experiment through the sweep machinery and plot it."""
+    from neurosim.api import reproduce_experiment
     from neurosim.grid import experiment_path
-    from neurosim.sweep import reproduce_experiment
 
     stem = experiment_path(name).stem
     out = out or Path("runs") / f"reproduce-{stem}{'-quick' if quick else ''}"

@@ -19,6 +19,7 @@ FEEDBACKS = ("symmetric", "random")
 MAX_NETWORKS = 100_000  # per run (one ensemble); the memory guard usually refuses far fewer
 MAX_SIZE = 10**9  # iterations, sizes, windows: beyond it a value is a typo, not a run
 MAX_THREADS = 256
+DEFAULT_LR = 3e-4  # float runs (Adam); fixed point learns at the profile's 2^-lr_shift
 FLOSS_VARIANTS = ("local", "bptt")
 
 
@@ -56,13 +57,13 @@ class TrainConfig:
     task: str = "romo"
     rule: str = "eprop"
     gain: float | tuple[float, ...] = 1.0
-    lr: float | tuple[float, ...] = 3e-4
+    lr: float | tuple[float, ...] | None = None
     seeds: int = 5
     seed: int = 0
     n_hidden: int = 64
     batch: int = 32
     iters: int | None = None
-    optimizer: str = "adam"
+    optimizer: str | None = None
     lr_decay: str | None = None
     feedback: str = "symmetric"
     dt: float = 0.5
@@ -86,6 +87,12 @@ class TrainConfig:
             object.__setattr__(self, "iters", 2000 if self.fixed_point else 10000)
         if self.lr_decay is None:
             object.__setattr__(self, "lr_decay", "none" if self.fixed_point else "cosine")
+        if self.optimizer is None:
+            object.__setattr__(self, "optimizer", "sgd" if self.fixed_point else "adam")
+        if self.lr in (None, (None,), [None]):
+            object.__setattr__(self, "lr", None if self.fixed_point else DEFAULT_LR)
+        elif self.fixed_point:
+            self._lr_as_shift()
         _choice("task", self.task, TASKS)
         _choice("rule", self.rule, RULES)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -106,7 +113,7 @@ class TrainConfig:
         if self.networks > MAX_NETWORKS:
             raise ConfigError(f"{self.networks} networks (gains x lrs x seeds) in one run; at most "
                               f"{MAX_NETWORKS}")
-        for lr in self.lrs:
+        for lr in self.lrs if self.lr is not None else ():
             if not _is_number(lr) or not 0 < lr < 10:
                 raise ConfigError(f"lr must be a number in (0, 10), got {lr!r}")
         if not (_is_number(self.dt) and _is_number(self.tau) and 0 < self.dt <= self.tau):
@@ -126,8 +133,10 @@ class TrainConfig:
             raise ConfigError("give either bits or profile, not both")
         if self.bits is not None and (not isinstance(self.bits, int) or not 2 <= self.bits <= 32):
             raise ConfigError(f"bits must be an integer in [2, 32], got {self.bits!r}")
-        if self.fixed_point and len(self.lrs) > 1:
-            raise ConfigError("lr: fixed point learns at 2^-lr_shift; sweep lr_shift, not lr")
+        if self.fixed_point and self.optimizer != "sgd":
+            raise ConfigError(f"optimizer {self.optimizer}: a fixed-point run trains the engine and its "
+                              "float partner with SGD at 2^-lr_shift (the chip's optimiser); --optimizer "
+                              "is for float runs")
         if self.profile_overrides and not self.fixed_point:
             raise ConfigError("precision overrides need bits or profile")
         if self.device not in ("cpu", "cuda"):
@@ -137,12 +146,33 @@ class TrainConfig:
         if self.floss_k > self.n_hidden:
             raise ConfigError(f"floss_k must be <= n_hidden ({self.n_hidden}), got {self.floss_k}")
 
+    def _lr_as_shift(self) -> None:
+        """A fixed-point run learns at a power of two: ``lr`` becomes the nearest shift
+        ``k = round(-log2 lr)`` (an ``lr_shift`` override), both backends train at 2^-k, and
+        ``lr`` records 2^-k. An explicit ``lr_shift`` that disagrees is refused."""
+        lrs = _as_tuple(self.lr)
+        if len(lrs) > 1:
+            raise ConfigError("lr: fixed point learns at one 2^-lr_shift per run; sweep lr_shift, not lr")
+        lr = lrs[0]
+        if not _is_number(lr) or not 0 < lr < 10:
+            raise ConfigError(f"lr must be a number in (0, 10), got {lr!r}")
+        k = round(-math.log2(lr))
+        given = dict(self.profile_overrides).get("lr_shift")
+        if given is not None and given != k:
+            raise ConfigError(f"lr {lr:g} is 2^-{k} in fixed point, but lr_shift = {given} was given too; "
+                              "give one of them")
+        if given is None:
+            object.__setattr__(self, "profile_overrides",
+                               tuple(sorted((*self.profile_overrides, ("lr_shift", k)))))
+        object.__setattr__(self, "lr", 2.0 ** -k)
+
     @property
     def gains(self) -> tuple[float, ...]:
         return _as_tuple(self.gain)
 
     @property
-    def lrs(self) -> tuple[float, ...]:
+    def lrs(self) -> tuple[float | None, ...]:
+        """The float lrs; ``(None,)`` in fixed point without ``lr`` (the profile's 2^-lr_shift)."""
         return _as_tuple(self.lr)
 
     @property

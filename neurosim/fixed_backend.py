@@ -18,7 +18,7 @@ from torch import Tensor
 
 from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
-from hw_models.profile import MAX_LR_SHIFT, Profile, apply_overrides, derive_profile, load_profile
+from hw_models.profile import MAX_LR_SHIFT, Profile, resolve
 from neurosim.backends import FloatBackend
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.model import Params, alpha_from, init_params
@@ -26,11 +26,8 @@ from neurosim.optim import decay_shift
 
 
 def resolve_profile(config: TrainConfig) -> Profile:
-    """The precision profile a config asks for, overrides applied."""
-    overrides = dict(config.profile_overrides)
-    if config.bits is not None:
-        return derive_profile(config.bits, **overrides)
-    return apply_overrides(load_profile(config.profile), **overrides)
+    """The precision profile a config asks for, overrides applied (:func:`hw_models.profile.resolve`)."""
+    return resolve(config.bits, config.profile, config.profile_overrides)
 
 
 def check_fixed_point(config: TrainConfig, n_in: int, n_out: int) -> Profile:

@@ -9,13 +9,17 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 CURVE_KEY = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr")
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kw):
+    """A figure and its axes, without pyplot: no backend is switched and no global figure
+    registry holds it (importing or plotting changes no state of a notebook)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def group_curves(rows: Iterable[dict], key=CURVE_KEY) -> dict[tuple, dict]:
@@ -60,14 +64,13 @@ def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Pa
     groups = group_curves(rows)
     keys = sorted(groups, key=str)
     varying = [i for i in range(len(CURVE_KEY)) if len({k[i] for k in keys}) > 1]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = subplots(figsize=(6.4, 4.2))
     for k in keys:
         draw_band(ax, groups[k], f"{_label(k, varying)} (n={groups[k]['n']})")
     ax.set_title(title or "learning curves, mean ± std over seeds")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)
 
 
@@ -90,7 +93,7 @@ def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:
     mean ± std over seeds at each gain, one line per configuration that varies among backend,
     rule, flossing and bits (the paper's Figure 3 layout)."""
     keys = [k for k in ("backend", "rule", "flossing", "bits") if len({r.get(k) for r in rows}) > 1]
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    fig, ax = subplots(figsize=(5.6, 4.0))
     for combo in sorted({tuple(r.get(k) for k in keys) for r in rows}, key=str):
         sub = [r for r in rows if tuple(r.get(k) for k in keys) == combo]
         name = ", ".join(f"{k}={v}" for k, v in zip(keys, combo, strict=True))
@@ -108,5 +111,4 @@ def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:
     ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)

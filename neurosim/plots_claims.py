@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from neurosim.plots import by_gain, draw_band, group_curves, plt
+from neurosim.plots import by_gain, draw_band, group_curves, subplots
 
 ALPHAS = (0.5, 0.8)
 
@@ -39,7 +39,7 @@ def _key(r: dict) -> tuple:
 
 
 def _grid(rows: list, cols: list):
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(5.0 * len(cols), 3.6 * len(rows)), squeeze=False)
+    fig, axes = subplots(len(rows), len(cols), figsize=(5.0 * len(cols), 3.6 * len(rows)), squeeze=False)
     return fig, axes
 
 
@@ -114,5 +114,4 @@ def _fig4(curves: list[dict], path: Path) -> Path:
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from neurosim.errors import InputError
-from neurosim.plots import by_gain, draw_band, group_curves, plot_le_vs_gain, plt
+from neurosim.plots import by_gain, draw_band, group_curves, plot_le_vs_gain, subplots
 from neurosim.results import load_run
 from neurosim.sweep import NOT_LR, extra_keys, load_sweep_dir, mark_best_lr, mark_curves, usable_loss
 
@@ -63,7 +63,7 @@ def _varying(rows: list[dict], keys) -> list[str]:
 def _panel_grid(n: int, width: float = 4.6, height: float = 3.5):
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -179,6 +179,5 @@ def _save(fig, path: Path) -> Path:
         fig.savefig(tmp, dpi=120)
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
         tmp.unlink(missing_ok=True)
     return path

@@ -16,6 +16,7 @@ import functools
 import os
 
 from neurosim.config import ConfigError, TrainConfig
+from neurosim.fixed_backend import check_fixed_point
 from neurosim.tasks import get_task
 
 STATE_TENSORS = {"bptt": 12, "eprop": 8, "fixed": 28}
@@ -84,8 +85,6 @@ def check_run(config: TrainConfig, *, memory: bool = True) -> None:
     n_steps, n_in, n_out = task_shape(config.task, config.dt / config.tau)
     check_trial(config, n_steps)
     if config.fixed_point:
-        from neurosim.fixed_backend import check_fixed_point  # hw_models only where fixed point is asked
-
         check_fixed_point(config, n_in, n_out)
     if memory:
         check_memory(config, n_steps, n_in, n_out)

@@ -112,14 +112,14 @@ def _parse(v: str):
 
 def write_run(out: Path, result, *, figures: Callable[[Path], None] | None = None,
               replace: bool = False, meta: dict | None = None) -> Path:
-    """Write a :class:`~neurosim.train.RunResult` as a run directory, atomically; ``meta``
+    """Write a :class:`~neurosim.training.RunResult` as a run directory, atomically; ``meta``
     (e.g. a sweep cell's timing and worker) is added to ``config.json``, with the full
     precision profile each fixed-point run used (its content and SHA-256). The caller holds
     the folder's lock (:func:`neurosim.outputs.claim_output`)."""
     with atomic_dir(out, replace=replace) as tmp:
         write_json(tmp / "config.json",
                    {"config": result.config.to_dict(), "versions": versions(),
-                    **provenance(result.profile), **(meta or {})})
+                    "ran": result.ran, **provenance(result.profile), **(meta or {})})
         write_csv(tmp / "curves.csv", result.curves, CURVE_FIELDS)
         write_json(tmp / "summary.json", result.summary)
         torch.save({k: p._asdict() for k, p in result.params.items()}, tmp / "params.pt")

@@ -44,7 +44,8 @@ from pathlib import Path
 
 from neurosim.config import TrainConfig
 from neurosim.executors import open_executor
-from neurosim.grid import Cell, SweepError, SweepSpec, experiment_path, label_text, load_sweep
+from neurosim.fixed_backend import resolve_profile
+from neurosim.grid import Cell, SweepError, SweepSpec, label_text, load_sweep
 from neurosim.outputs import OutputError, claim_output, remove_output
 from neurosim.resources import check_run
 from neurosim.results import (
@@ -58,7 +59,7 @@ from neurosim.results import (
     write_json,
     write_run,
 )
-from neurosim.train import CheckpointError, RunResult, load_checkpoint, train
+from neurosim.training import CheckpointError, RunResult, load_checkpoint, train
 
 Progress = Callable[[int, int], None]
 TABLE_SECONDS = 30.0  # the sweep tables are rebuilt at most this often while cells finish, and at the end
@@ -186,16 +187,6 @@ def _run(spec: SweepSpec, out: Path, run, executor_info: dict, progress: Progres
     tables.write()
     log.close(outcomes)
     return SweepResult(out, spec, [outcomes[c.id] for c in spec.cells], tables.curves, tables.summary)
-
-
-def reproduce_experiment(name: str, out: Path, *, quick: bool = False,
-                         **run) -> tuple[SweepResult, list[Path]]:
-    """Run a shipped experiment (``neurosim/experiments/NAME.toml``, or a TOML path) through
-    :func:`run_sweep` (``run``: its keyword arguments), then plot it; the result and figures."""
-    from neurosim.plots_sweep import plot_results
-
-    result = run_sweep(load_sweep(experiment_path(name), quick=quick), out, **run)
-    return result, ([] if result.failed else plot_results(out))
 
 
 def load_sweep_dir(path: Path) -> dict:
@@ -357,8 +348,6 @@ def cell_status(out: Path) -> dict[str, dict]:
 def _refuse_changed_profiles(spec: SweepSpec, cells_dir: Path) -> None:
     """A finished or checkpointed fixed-point cell trained with a profile that has changed since
     (an edited TOML file) is refused: resuming would mix two profiles' results."""
-    from neurosim.fixed_backend import resolve_profile
-
     for cell in spec.cells:
         if not cell.config.fixed_point:
             continue

@@ -1,4 +1,4 @@
-"""Test-session settings: one torch thread (small tensors; see neurosim.train.torch_threads)."""
+"""Test-session settings: one torch thread (small tensors; see neurosim.training.torch_threads)."""
 
 import warnings
 

@@ -7,7 +7,7 @@ import torch
 from cli_helpers import run_cli
 
 from neurosim.config import TrainConfig
-from neurosim.train import train
+from neurosim.training import train
 
 
 def _curve(result, backend, seed=0):

@@ -5,7 +5,7 @@ import pytest
 from cli_helpers import run_cli
 
 from neurosim.config import TrainConfig
-from neurosim.train import initial_max_le, train
+from neurosim.training import initial_max_le, train
 
 
 @pytest.mark.parametrize("profile", [None, "int16"], ids=["float", "int16"])
@@ -97,7 +97,7 @@ def test_lyapunov_of_a_run_dir_recomputes_at_another_warmup(tmp_path, capsys):
     """--le-warmup on a run directory is honoured: recomputed from params.pt, equal to the
     run's own with-transient value (Romo at dt 0.5: 7 steps), and the stored raw value at 0."""
     from neurosim.results import load_run, load_run_params
-    from neurosim.train import run_max_le
+    from neurosim.training import run_max_le
 
     out = tmp_path / "run"
     code, _, _ = run_cli(["train", "--gain", "0.5", "--seeds", "2", "--n-hidden", "16", "--batch", "4",

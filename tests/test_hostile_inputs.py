@@ -120,7 +120,7 @@ def test_a_file_or_symlink_as_out_is_refused_before_training(workdir, capsys, ki
 
 def _no_training(monkeypatch) -> None:
     """Make any start of training a test failure: the refusal must come first."""
-    train_mod = sys.modules["neurosim.train"]  # the module: ``neurosim.train`` is also the function
+    train_mod = sys.modules["neurosim.training"]  # the module: ``neurosim.training`` is also the function
 
     def boom(*a, **k):
         raise AssertionError("a training iteration ran before the refusal")
@@ -212,7 +212,7 @@ def test_a_damaged_checkpoint_is_refused_with_one_line(tmp_path, capsys, damage)
 def _write_real_checkpoint(ckpt: Path) -> None:
     """The checkpoint of the run above after 10 of its 30 iterations."""
     from neurosim.config import TrainConfig
-    from neurosim.train import _Run
+    from neurosim.training import _Run
 
     run = _Run(TrainConfig(iters=30, seeds=1, n_hidden=4, batch=2))
     for _ in range(10):

@@ -18,7 +18,7 @@ from cli_helpers import run_cli
 
 from hw_models.profile import PROFILE_DIR
 from neurosim.results import checkpoint_path
-from neurosim.train import _Run, load_checkpoint
+from neurosim.training import _Run, load_checkpoint
 
 ARGS = ["train", "--iters", "300", "--seeds", "2", "--n-hidden", "8", "--batch", "4",
         "--log-every", "5", "--checkpoint-every", "10"]

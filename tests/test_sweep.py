@@ -188,7 +188,7 @@ def _alive(pid: int) -> bool:
 def test_a_cell_killed_midway_continues_from_its_checkpoint(tmp_path, monkeypatch):
     """A long cell checkpoints every 200 iterations; interrupted at 300, the next run trains only
     the 200 iterations after the checkpoint and ends with the tables of an uninterrupted sweep."""
-    from neurosim.train import _Run
+    from neurosim.training import _Run
 
     toml = _toml(tmp_path, "[grid]\ngain = [1.0]\n[fixed]\niters = 400\nseeds = 2\nbatch = 4\n"
                            "n_hidden = 8\nlog_every = 20\nfinal_window = 5\n")

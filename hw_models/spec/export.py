@@ -23,13 +23,13 @@ import numpy as np
 from hw_models._exactness import ExactnessError
 from hw_models.checks import check_gain, check_int, check_seed
 from hw_models.cost import estimate
+from hw_models.errors import InputError
 from hw_models.operations import all_ops, max_shift_problem
 from hw_models.profile import Profile, load_profile
 from hw_models.spec.c_model import c_header, c_sources
 from hw_models.spec.datasheet import datasheet
 from hw_models.spec.document import build_spec, golden_manifest
 from hw_models.spec.golden import hex_files, run_golden
-from neurosim.errors import InputError
 from neurosim.outputs import atomic_dir, claim_output, write_files
 from neurosim.tasks import TASKS, get_task
 

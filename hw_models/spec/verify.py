@@ -18,8 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw_models.errors import InputError
 from hw_models.spec.c_model import SOURCES
-from neurosim.errors import InputError
 
 BUILD = ("-O2", "-std=c99")
 RUN_TIMEOUT_S = 600

@@ -27,9 +27,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from neurosim.backends import Backend, make_backends
+from neurosim.backends import Backend, FloatBackend, random_feedback
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.errors import InputError
+from neurosim.fixed_backend import fixed_backends
 from neurosim.lyapunov import finite_trajectory, max_lyapunov
 from neurosim.model import Params, alpha_from, init_params
 from neurosim.outputs import atomic_write
@@ -60,6 +61,7 @@ class RunResult:
     summary: list[dict]
     params: dict[str, Params] = field(default_factory=dict)
     profile: dict | None = None  # the full precision profile a fixed-point run used
+    ran: dict = field(default_factory=dict)  # per backend: the optimiser and lr(s) it trained with
     resumed_from: int = 0  # iterations a checkpoint already held when this call started
 
 
@@ -122,7 +124,7 @@ class _Run:
             self.task.n_in, config.n_hidden, self.task.n_out,
             [m.gain for m in self.ens], ensemble=len(self.ens), seed=seeds_e,
         ).map(lambda w: w.to(self.device))
-        lr = torch.tensor([m.lr for m in self.ens], device=self.device)
+        lr = None if config.fixed_point else torch.tensor([m.lr for m in self.ens], device=self.device)
         self.backends: list[Backend] = make_backends(config, params, self.alpha, lr, seeds_e)
         self.profile = next((b.engine.profile.to_dict() for b in self.backends if hasattr(b, "engine")), None)
         self.trackers = {b.name: _Tracker(len(self.ens), config.final_window) for b in self.backends}
@@ -194,7 +196,18 @@ class _Run:
                     **{k: float(v[e]) for k, v in stats.items()},
                 })
         return RunResult(self.config, self.curves, summary, {b.name: b.params() for b in self.backends},
-                         self.profile)
+                         self.profile, self.ran())
+
+    def ran(self) -> dict:
+        """What each backend trained with, as config.json records it (not the request)."""
+        out = {}
+        for b in self.backends:
+            lrs = sorted({b.lr_label(m.lr) for m in self.ens})
+            out[b.name] = {"optimizer": self.config.optimizer, "lr": lrs[0] if len(lrs) == 1 else lrs,
+                           "lr_decay": self.config.lr_decay}
+            if self.profile is not None:
+                out[b.name]["lr_shift"] = self.profile["lr_shift"]
+        return out
 
     def state(self) -> dict:
         return {
@@ -254,6 +267,19 @@ def _plain(d: dict) -> dict:
         return json.loads(json.dumps(d))
     except (TypeError, ValueError):
         return {"unreadable": repr(d)}
+
+
+def make_backends(config: TrainConfig, params: Params, alpha: float, lr: Tensor | None,
+                  seeds: list[int]) -> list[Backend]:
+    """The backends of a run: the float rule alone, or float SGD beside the fixed-point engine."""
+    feedback = None
+    if config.feedback == "random":
+        feedback = random_feedback(seeds, params.n_hidden, params.W_out.shape[1]).to(params.W_h.device)
+    if not config.fixed_point:
+        return [FloatBackend(params, rule=config.rule, alpha=alpha, optimizer=config.optimizer,
+                             lr=lr, feedback=feedback, lr_decay=config.lr_decay, iters=config.iters,
+                             floss_lr=config.floss_lr)]
+    return fixed_backends(config, params, alpha, seeds, feedback)
 
 
 def _device(name: str) -> torch.device:

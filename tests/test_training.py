@@ -7,7 +7,7 @@ import torch
 
 from neurosim.config import ConfigError, TrainConfig
 from neurosim.report import summary_table
-from neurosim.train import EXPLODED, _Tracker, train
+from neurosim.training import EXPLODED, _Tracker, train
 
 
 def _final(result, **match):
