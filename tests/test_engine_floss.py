@@ -1,13 +1,15 @@
-"""Integer local flossing (k = 1): Mitchell's log2, agreement with the float local rule, and
-100 flossing iterations of the 16-bit engine pull the max Lyapunov exponent toward 0."""
+"""Integer local flossing (k = 1): Mitchell's log2, the integer square root and the rounded
+division against exact references, agreement with the float local rule, and 100 flossing
+iterations of the 16-bit engine pull the max Lyapunov exponent toward 0."""
 
 import math
+from fractions import Fraction
 
 import pytest
 import torch
 
 from hw_models import FixedPointEngine, load_profile
-from hw_models.flossing import mitchell_log2
+from hw_models.flossing import divide_round, isqrt, mitchell_log2
 from hw_models.profile import apply_overrides
 from neurosim.lyapunov import max_lyapunov
 from neurosim.model import init_params
@@ -60,3 +62,33 @@ def test_hundred_integer_flossing_iterations_halve_the_max_exponent(gain):
         eng.floss_step(x)
     after = max_lyapunov(eng.params(), x, alpha=0.5).abs().mean()
     assert math.isfinite(after) and after <= 0.5 * before, (float(before), float(after))
+
+
+def test_isqrt_is_the_exact_integer_square_root():
+    """Against Python's math.isqrt (exact on ints), near squares and across the 2^52 range."""
+    g = torch.Generator().manual_seed(0)
+    r = torch.randint(0, 2**26, (2000,), generator=g, dtype=torch.int64)
+    S = torch.cat([r * r - 1, r * r, r * r + 1, r * r + 2 * r, torch.randint(0, 2**52, (2000,), generator=g)])
+    S = S.clamp_min(0).to(torch.float64)
+    assert isqrt(S).tolist() == [float(math.isqrt(int(s))) for s in S.tolist()]
+
+
+@pytest.mark.parametrize("mode", ["nearest_even", "nearest_away", "floor", "trunc", "stochastic"])
+def test_divide_round_matches_exact_rational_rounding(mode):
+    """n / d rounded from the remainder equals the mode applied to the exact fraction (ties and
+    negative numerators included; stochastic: up iff u < frac, u = d_draw · 2^-32)."""
+    g = torch.Generator().manual_seed(1)
+    d = torch.randint(1, 40, (3000,), generator=g).to(torch.float64)
+    n = torch.randint(-2**20, 2**20, (3000,), generator=g).to(torch.float64)
+    n[:500] = (torch.randint(-50, 50, (500,), generator=g) * 2 + 1) * d[:500] / 2  # ties where d is even
+    n = torch.floor(n)
+    assert int((2 * torch.remainder(n, d) == d).sum()) > 100 and int((n < 0).sum()) > 1000
+    u = torch.randint(0, 2**32, (3000,), generator=g).to(torch.float64) * 2.0**-32
+    got = divide_round(n, d, mode, u if mode == "stochastic" else None)
+    for ni, di, ui, gi in zip(n.tolist(), d.tolist(), u.tolist(), got.tolist(), strict=True):
+        v = Fraction(int(ni), int(di))
+        fl = math.floor(v)
+        want = {"floor": fl, "trunc": math.trunc(v), "nearest_even": round(v),
+                "nearest_away": int(math.copysign(math.floor(abs(v) + Fraction(1, 2)), v)),
+                "stochastic": fl + (Fraction(ui) < v - fl)}[mode]
+        assert gi == want, (ni, di, mode)

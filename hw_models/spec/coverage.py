@@ -92,6 +92,13 @@ def _unreachable(net: Network, op: dict, branch: str, steps: int) -> str | None:
         return "α_c a + β_c b with a, b in the result's format and α_c + β_c = 2^shift: a convex mix"
     if op["result"] == "eps" and branch == "overflow_low":
         return "ε starts at 0 and mixes in only r >= 0"
+    if op["kind"] == "divide" and op["numerator"]["signal"] == "v" and op["divisor"]:
+        fq, g = op["result_frac_bits"], net.fmt("gamma")
+        top = 1.5 * 2.0**fq + 1  # max of x / max(1, round(x)) is 1.5, while γ does not overflow
+        gamma_max = net.n_hidden**0.5 * net.fmt("v").max_abs_code * 2.0 ** (g.frac - fq) + 0.5
+        if top <= fmt.max_code and gamma_max <= g.max_code:
+            return (f"|v_i| · 2^f_g / γ <= 1.5 · 2^f_q + 1 = {top:g} <= max_code {fmt.max_code}: γ is "
+                    "‖v‖ · 2^(f_g - f_q) rounded to nearest, at least 1")
     bound = op.get("worst_case_sum")
     term = (op.get("terms") or [{}])[0]
     if term.get("relu") and term.get("coefficient") == 1:  # max(a, 0) <= max_code(a)

@@ -285,7 +285,10 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
         "c_model": {
             "files": ["c/eprop_ref.h", "c/eprop_ref.c", "c/eprop_driver.c"],
             "build": "cc -O2 -std=c99 eprop_ref.c eprop_driver.c -lm -o eprop_ref",
-            "run": "./eprop_ref ../golden OUT_DIR  (then compare OUT_DIR/*.hex with ../golden/*.hex)",
+            "run": "./eprop_ref ../golden OUT_DIR: reads the golden inputs, creates OUT_DIR, writes "
+                   "every output there and compares it with ../golden, one line per signal and a "
+                   "verdict; exit 0 bit-exact, 1 mismatch, 2 unreadable input. `neurosim verify-spec "
+                   "DIR` does all of this, the build included",
         },
         "cost": cost,
     }

@@ -211,6 +211,12 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
                                alpha, init_seed=seed)
     net = network_of(eng, alpha)
     eng.coverage = Coverage()
+    problem = None
+    try:
+        check_bounds(floss_bounds(eng, n_hidden, 1, T), floss_where(eng, n_hidden, 1))
+    except ExactnessError as err:
+        problem, floss_iters = str(err), 0
+    floss_x = x[:, [k % trials for k in range(floss_iters)]]  # the task's trials, not the directed
     directed_rows = []
     if directed:
         dx, dy, dm = directed_inputs(net, T)
@@ -226,13 +232,8 @@ def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trial
     for k, W in zip(WEIGHTS, params, strict=True):
         arrays[f"{k}_init_float"] = W[0].numpy()
         arrays[f"{k}_init"] = eng.W[k][0].numpy().astype(np.int64)
-    problem = None
-    try:
-        check_bounds(floss_bounds(eng, n_hidden, 1, T), floss_where(eng, n_hidden, 1))
-    except ExactnessError as err:
-        problem, floss_iters = str(err), 0
     if floss_iters:
-        arrays.update(_floss_phase(eng, net, x[:, [k % trials for k in range(floss_iters)]], floss_iters))
+        arrays.update(_floss_phase(eng, net, floss_x, floss_iters))
     per_trial: dict[str, list] = {}
     losses, counts = [], []
     stochastic_steps = [op["result"] for op in step_ops(net) if op.get("stochastic")]

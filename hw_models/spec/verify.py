@@ -97,8 +97,11 @@ def verify_spec(folder: str | Path, *, cc: str | None = None) -> list[Verdict]:
         if build.returncode != 0:
             first = (build.stderr.strip().splitlines() or ["(no message)"])[0]
             return [Verdict("c model", False, f"{cc} failed: {first}")]
-        run = subprocess.run([str(exe), str(folder / "golden"), str(out)], capture_output=True, text=True,
-                             timeout=RUN_TIMEOUT_S)
+        try:
+            run = subprocess.run([str(exe), str(folder / "golden"), str(out)], capture_output=True,
+                                 text=True, timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return [Verdict("c model", False, f"the driver ran past {RUN_TIMEOUT_S} s")]
         if run.returncode == 2:  # the driver could not read an input: an incomplete folder
             raise VerifyError(f"{folder}: the C driver stopped: {run.stderr.strip()}")
         if run.returncode not in (0, 1):
