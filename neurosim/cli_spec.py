@@ -1,6 +1,6 @@
 """``neurosim export-spec`` (the weight-update spec folder), ``neurosim verify-spec`` (its C
 model, built and compared) and ``neurosim cost`` (memory, operations and energy of a profile).
-Thin shells over :func:`hw_models.spec.export_spec`, :func:`hw_models.spec.verify.verify_spec` and
+Thin shells over :func:`neurosim.spec_export.export_spec`, :func:`hw_models.spec.verify.verify_spec` and
 :func:`hw_models.cost.cost_report`."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def export_spec(
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
 ) -> None:
     """Write spec.json, DATASHEET.md, golden vectors and the bit-exact C model of a profile."""
-    from hw_models.spec import export_spec as export
+    from neurosim.spec_export import export_spec as export
 
     path = export(profile, out, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
                   seed=seed, force=force)

@@ -61,6 +61,7 @@ def workdir(tmp_path, monkeypatch):
     work.mkdir(parents=True)
     (work / "canary.txt").write_text("the user's work")
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mpl"))  # matplotlib's font cache, not in $HOME
     monkeypatch.chdir(work)
     return work
 

@@ -16,10 +16,11 @@ from spec_interpreter import Interpreter
 from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
 from hw_models.profile import ProfileError, derive_profile, list_profiles, profile_from_dict
-from hw_models.spec import SCHEMA_VERSION, SpecError, build_export, export_spec
+from hw_models.spec import SCHEMA_VERSION, SpecError
 from hw_models.spec.verify import find_compiler, verify_spec
 from neurosim.model import Params
 from neurosim.results import OutputError
+from neurosim.spec_export import export_spec, spec_files
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "hw_models" / "spec_schema.json").read_text())
 WEIGHTS = ("W_h", "W_x", "W_out")
@@ -60,7 +61,7 @@ def exported(request, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("spec") / request.param.replace(":", "_")
     if request.param.startswith("stress:"):
         prof = derive_profile(6, alpha="u8.8", **STRESS[request.param.split(":")[1]])
-        return _write(build_export(prof, n_hidden=8, gain=1.5, trials=2, steps=20, seed=3, alpha=0.7), out)
+        return _write(spec_files(prof, n_hidden=8, gain=1.5, trials=2, steps=20, seed=3, alpha=0.7), out)
     return export_spec(request.param, out, n_hidden=8, trials=2, seed=0)
 
 
@@ -164,13 +165,13 @@ def test_initial_codes_and_scale_exponents_follow_from_the_float_weights(exporte
 
 def test_stress_profiles_reach_wraps_and_stochastic_inputs(tmp_path_factory):
     """The stress cases test what they claim: wrap-around happens, binary64 inputs draw."""
-    files = build_export(derive_profile(6, alpha="u8.8", **STRESS["narrow_wrapping"]), n_hidden=8,
+    files = spec_files(derive_profile(6, alpha="u8.8", **STRESS["narrow_wrapping"]), n_hidden=8,
                          gain=1.5, trials=2, steps=20, seed=3, alpha=0.7)
     spec = json.loads(files["spec.json"])
     assert spec["golden"]["files"][-1]["name"] == "overflow_counts"
     out = _write(files, tmp_path_factory.mktemp("wrap"))
     assert _golden(out)["overflow_counts"][-1].sum() > 0
-    stoch = json.loads(build_export(derive_profile(6, alpha="u8.8", **STRESS["all_stochastic_per_step"]),
+    stoch = json.loads(spec_files(derive_profile(6, alpha="u8.8", **STRESS["all_stochastic_per_step"]),
                                     n_hidden=4, trials=1, steps=3)["spec.json"])
     names = {f["name"] for f in stoch["golden"]["files"]}
     assert {"draw_x", "draw_target", "draw_e", "draw_h", "draw_dW_h"} <= names

@@ -18,7 +18,7 @@ import pytest
 import spec_interpreter as si
 
 from hw_models.profile import apply_overrides, derive_profile, load_profile
-from hw_models.spec import build_export
+from neurosim.spec_export import spec_files
 
 
 def _load(folder):
@@ -273,7 +273,7 @@ def elsewhere(request, tmp_path_factory):
     else:
         prof, kw = apply_overrides(load_profile(name), **overrides), dict(trials=2)
     folder = tmp_path_factory.mktemp("mut") / request.param
-    for rel, content in build_export(prof, **kw).items():
+    for rel, content in spec_files(prof, **kw).items():
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)

@@ -1,4 +1,4 @@
-"""``export_spec``: spec.json, DATASHEET.md, golden vectors and the C model, written atomically.
+"""``build_export``: spec.json, DATASHEET.md, golden vectors and the C model, in memory.
 
 Layout of the output directory::
 
@@ -8,15 +8,14 @@ Layout of the output directory::
     golden/*.hex     the same arrays, one $readmemh file per signal
     c/               eprop_ref.h (generated), eprop_ref.c, eprop_driver.c
 
-Everything is computed first and written into a temporary sibling directory that replaces
-``out`` only when complete (:func:`neurosim.outputs.atomic_dir`), so a failure leaves nothing.
+:func:`neurosim.spec_export.export_spec` samples the task, calls :func:`build_export` and writes
+the folder atomically: hw_models samples no task and writes no file.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 
@@ -30,8 +29,6 @@ from hw_models.spec.c_model import c_header, c_sources
 from hw_models.spec.datasheet import datasheet
 from hw_models.spec.document import build_spec, golden_manifest
 from hw_models.spec.golden import hex_files, run_golden
-from neurosim.outputs import atomic_dir, claim_output, write_files
-from neurosim.tasks import TASKS, get_task
 
 
 class SpecError(InputError):
@@ -41,31 +38,30 @@ class SpecError(InputError):
 MAX_GOLDEN_VALUES = 2**28  # recorded values (each kept as int64, hex text and npz): ~8 GiB
 
 
-def _check(n_hidden: int, task: str, gain: float, trials: int, steps: int | None, seed: int = 0) -> None:
+def check_export(n_hidden: int, trials: int, steps: int, gain: float, seed: int = 0) -> None:
+    """The export's own ranges, and a bound on its size: every step records the N x N
+    accumulators of two matrices and the (N,) signals."""
     check_int("--n-hidden", n_hidden, 1, error=SpecError)
     check_int("--trials", trials, 1, error=SpecError)
-    if steps is not None:
-        check_int("--steps", steps, 1, error=SpecError)
+    check_int("--steps", steps, 1, error=SpecError)
     check_seed("--seed", seed, error=SpecError)
-    if task not in TASKS:
-        raise SpecError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     check_gain("--gain", gain, error=SpecError)
-    # every step records the N x N accumulators of two matrices and the (N,) signals
-    values = trials * (steps or get_task(task).n_steps) * (3 * n_hidden * n_hidden + 20 * n_hidden)
+    values = trials * steps * (3 * n_hidden * n_hidden + 20 * n_hidden)
     if values > MAX_GOLDEN_VALUES:
-        raise SpecError(f"golden vectors of N={n_hidden}, {trials} trials of {steps or 'all'} steps would "
-                        f"record ~{values:.2g} values (limit {MAX_GOLDEN_VALUES:.2g}); use a smaller "
-                        "--n-hidden, fewer --trials or --steps")
+        raise SpecError(f"golden vectors of N={n_hidden}, {trials} trials of {steps} steps would record "
+                        f"~{values:.2g} values (limit {MAX_GOLDEN_VALUES:.2g}); use a smaller --n-hidden, "
+                        "fewer --trials or --steps")
 
 
-def build_export(profile: str | Profile, *, n_hidden: int = 8, task: str = "romo", gain: float = 1.0,
-                 trials: int = 2, steps: int | None = None, seed: int = 0,
-                 alpha: float = 0.5) -> dict[str, str | bytes]:
-    """Every file of the export (relative path → text or bytes), computed in memory."""
-    _check(n_hidden, task, gain, trials, steps, seed)
+def build_export(profile: str | Profile, *, inputs, task: str, n_hidden: int = 8, gain: float = 1.0,
+                 seed: int = 0, alpha: float = 0.5) -> dict[str, str | bytes]:
+    """Every file of the export (relative path → text or bytes), computed in memory, from the
+    task trials ``inputs = (x, target, mask)`` (see :func:`~hw_models.spec.golden.run_golden`)
+    of the task named ``task``."""
+    T, trials = inputs[0].shape[:2]
+    check_export(n_hidden, trials, T, gain, seed)
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    run = run_golden(prof, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
-                     seed=seed, alpha=alpha)
+    run = run_golden(prof, inputs=inputs, n_hidden=n_hidden, gain=gain, seed=seed, alpha=alpha)
     problem = max_shift_problem(all_ops(run.net, run.steps))
     if problem:
         raise ExactnessError(f"profile {prof.name!r}: {problem}; the integer reference supports right "
@@ -88,21 +84,3 @@ def build_export(profile: str | Profile, *, n_hidden: int = 8, task: str = "romo
                                       title=title, floss_iters=run.floss_iters)
     files.update({f"c/{name}": text for name, text in c_sources().items()})
     return files
-
-
-def export_spec(profile: str | Profile, out: str | Path, *, n_hidden: int = 8, task: str = "romo",
-                gain: float = 1.0, trials: int = 2, steps: int | None = None, seed: int = 0,
-                force: bool = False) -> Path:
-    """Write the weight-update spec folder for ``profile`` into ``out`` (see the module docstring).
-
-    Raises an :class:`~neurosim.errors.InputError` (ProfileError, OutputError, ExactnessError,
-    SpecError) on bad input, before anything is written."""
-    out = Path(out)
-    _check(n_hidden, task, gain, trials, steps, seed)
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    with claim_output(out, force=force) as out:
-        files = build_export(prof, n_hidden=n_hidden, task=task, gain=gain, trials=trials, steps=steps,
-                             seed=seed)
-        with atomic_dir(out, replace=True) as tmp:
-            write_files(tmp, files)
-    return out

@@ -1,6 +1,6 @@
 """Golden vectors: a short run of the engine with every signal recorded, as arrays and hex files.
 
-:func:`run_golden` samples ``trials`` trials of a task, initialises one network, runs
+:func:`run_golden` takes ``trials`` trials of a task (sampled by its caller), initialises one network, runs
 ``floss_iters`` local-flossing iterations (:meth:`~hw_models.engine.FixedPointEngine.floss_step`,
 warm-up 0) on the inputs of the first trials, then one
 :meth:`~hw_models.engine.FixedPointEngine.train_step` per trial (batch 1) with ``record``. The
@@ -58,7 +58,6 @@ from hw_models.profile import Profile
 from hw_models.spec.coverage import Coverage, coverage_table
 from neurosim.lyapunov import initial_tangent
 from neurosim.model import init_params
-from neurosim.tasks import get_task
 
 _F64 = torch.float64
 # the golden network's generator seed is seed + RNG_SALT: both 32-bit halves non-zero and
@@ -92,14 +91,6 @@ class GoldenRun:
     network_seed: int
     directed: list[dict]  # {"trial": index, "purpose": text} of the directed trials
     coverage: list[dict]  # hw_models.spec.coverage.coverage_table rows
-
-
-def sample_inputs(task: str, trials: int, steps: int | None, seed: int):
-    """``trials`` trials of ``task`` (one batch, seeded), cut to ``steps`` steps: float64."""
-    x, target, mask = (a.to(_F64) for a in get_task(task).sample(trials, torch.Generator().manual_seed(seed)))
-    if steps is not None:
-        x, target, mask = x[:steps], target[:steps], mask[:steps]
-    return x, target, mask
 
 
 def directed_inputs(net: Network, T: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -198,14 +189,17 @@ def _floss_phase(eng: FixedPointEngine, net: Network, x: torch.Tensor, iters: in
     return arrays
 
 
-def run_golden(profile: Profile, *, n_hidden: int, task: str, gain: float, trials: int,
-               steps: int | None, seed: int, alpha: float, floss_iters: int = 2,
+def run_golden(profile: Profile, *, inputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+               n_hidden: int, gain: float, seed: int, alpha: float, floss_iters: int = 2,
                directed: bool = True) -> GoldenRun:
-    """Record ``floss_iters`` flossing iterations, then ``trials`` task trials and (``directed``)
-    the directed trials of DIRECTED (batch 1) of one network; see the module docstring."""
-    x, target, mask = sample_inputs(task, trials, steps, seed)
+    """Record ``floss_iters`` flossing iterations, then the task trials of ``inputs`` and
+    (``directed``) the directed trials of DIRECTED (batch 1) of one network; see the module
+    docstring. ``inputs``: ``x (T, trials, n_in)``, ``target (T, trials, n_out)``, ``mask (T, trials)``,
+    sampled by the caller (``neurosim.spec_export``: hw_models samples no task)."""
+    x, target, mask = (torch.as_tensor(a).to(_F64) for a in inputs)
+    trials = x.shape[1]
     if not bool(((mask == 0) | (mask == 1)).all()):
-        raise ValueError(f"task {task!r} has mask values other than 0 and 1")
+        raise ValueError("the task's mask has values other than 0 and 1")
     T = x.shape[0]
     eng, params = build_engine(profile, n_hidden, x.shape[-1], target.shape[-1], gain, seed + RNG_SALT,
                                alpha, init_seed=seed)
