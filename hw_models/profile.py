@@ -40,7 +40,7 @@ Schema (every field required; unknown fields are errors)::
     acc              s(2S).(2S-8)   range ±128
     alpha            u16.16
     rounding         nearest_even everywhere but weight_update = "stochastic"
-    headroom         1 bit per matrix (see :class:`Headroom` for the measured trade-off)
+    headroom         1 bit per matrix (see :class:`Headroom`)
     lr_shift 0, schedule per_trial, accumulator clear, overflow saturate, seed 0
 
 ``accumulator``: after a weight update the per-synapse accumulator is either cleared (``clear``)
@@ -48,18 +48,12 @@ or keeps what the update did not apply (``carry``: ``acc -= ΔW << shift``, the 
 of ``acc >> shift``, and any saturation of ΔW), so gradients far below one weight LSB add up over
 trials into a whole LSB instead of being dropped (``nearest``) or dithered (``stochastic``). It
 costs no memory (the accumulator exists already) and one subtract per synapse per update; it
-needs ``f_acc + lr_shift >= f_W`` (a right shift). Measured on Romo (gain 1.0, 64 units, lr 2,
-batch 64, 10000 iterations, seeds 0-9; the README's int8-long table): at a constant lr the loss
-falls 2.43× with ``clear`` and 2.50× with ``carry`` (float SGD beside it: 3.24×); with the cosine
-lr decay in powers of two 4.38× vs 2.76× (float 3.28×), so the stochastic-rounding noise that
-carry removes seems to help networks leave Romo's plateau once the decay anneals it.
+needs ``f_acc + lr_shift >= f_W`` (a right shift). What clear and carry do to learning is
+measured in ``experiments/README.md`` ("Measured precision choices").
 
 lr_shift 0 (SGD at lr 1) is calibrated to neurosim's loss: e = ∂L/∂y carries 1/Σm, so e-prop
-gradients on Romo are ~1e-4..1e-2; float SGD at lr 2^-4 .. 4 was measured, and only lr ~1
-moved some networks below Romo's 0.034 plateau within 1500 iterations. Over 10000 iterations
-lr 2 (``lr_shift = -1``, a left shift) does best at a constant lr and 64 units: 3.0× below the
-initial loss, lr 1 2.6×. With 128 units e-prop's gradient sums double and lr 1 is the one that
-learns (with the cosine decay, 10000 iterations: 8-bit 5.9× over 40 seeds, float SGD 4.3×).
+gradients on Romo are ~1e-4..1e-2 and SGD needs an lr near 1 (the calibration runs are in
+``experiments/README.md``).
 
 Every field can be overridden (:func:`apply_overrides`): a top-level name (``lr_shift=8``), a
 signal name (``W_h="s8.6"``), ``rounding_<op>`` (``rounding_trace="floor"``), and ``rounding``
@@ -110,13 +104,9 @@ class Formats:
 @dataclass(frozen=True)
 class Headroom:
     """Bits of range kept above each weight matrix's initial maximum when ``weight_scale`` is
-    ``pow2``: each bit doubles the range and the LSB. A trade-off, measured with int8-stochastic
-    on Romo (gain 1.0, lr 2, 5 seeds, 10000 iterations): float e-prop SGD grows max|W_out| from
-    0.125 to ~1.3, so with 1 bit the engine's W_out saturates at 0.25-0.5 — it tracks float SGD
-    for ~6000 iterations (0.020 vs 0.023 at 5500), then falls behind (0.035 vs 0.021 at the
-    end). With W_h 2, W_x 1, W_out 4 bits the coarser LSBs cost more than the saturation:
-    0.036 at 5500, 0.034 at 8300. With the cosine lr decay (10 seeds) W_out headroom 2 and 3 fell
-    2.70× and 2.60× against 4.38× with 1 bit. The shipped profiles keep 1 bit."""
+    ``pow2``: each bit doubles the range and the LSB — range for learning to grow into against
+    resolution (the measured trade-off: ``experiments/README.md``). The shipped profiles keep
+    1 bit."""
 
     W_h: int
     W_x: int

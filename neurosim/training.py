@@ -388,9 +388,9 @@ def deferred_interrupt():
 @contextmanager
 def torch_threads(n: int):
     """Run a block with ``n`` intra-op threads. The default of one is deliberate: the
-    per-step tensors are small, and on a 2-core machine a second thread made a (5, 4, 16) bmm
-    10× slower (26 µs vs 2.3 µs, measured); parallelism comes from the ensemble axis and, in
-    sweeps, from one process per core."""
+    per-step tensors are small and a second thread slows small ``bmm``s down (measured in
+    ``experiments/README.md``); parallelism comes from the ensemble axis and, in sweeps, from
+    one process per core."""
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -92,3 +92,30 @@ def test_profile_file_with_more_fractional_than_word_bits_is_refused(tmp_path, c
     code, _, err = run_cli(args, capsys)
     assert code == 2 and "W_h" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_precision_overrides_work_with_a_profile_and_lr_becomes_a_shift_for_both_backends(tmp_path, capsys):
+    """--trace-bits on a shipped profile resizes its traces; --lr in fixed point trains both
+    backends at the nearest power of two, and config.json records what each ran."""
+    from cli_helpers import run_cli
+
+    small = ["--iters", "3", "--seeds", "1", "--n-hidden", "4", "--batch", "2"]
+    out = tmp_path / "traces"
+    code, _, err = run_cli(["train", "--profile", "int8-stochastic", "--trace-bits", "6", *small,
+                            "--out", str(out)], capsys)
+    assert code == 0, err
+    ran = json.loads((out / "config.json").read_text())
+    assert ran["profile"]["formats"]["eps"] == "s6.3"  # int8-stochastic's s8.5 keeps its 3 integer bits
+    out = tmp_path / "lr"
+    code, _, err = run_cli(["train", "--bits", "8", "--lr", "0.01", *small, "--out", str(out)], capsys)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["profile"]["lr_shift"] == 7 and config["config"]["lr"] == 2.0**-7
+    assert {b: (r["optimizer"], r["lr"]) for b, r in config["ran"].items()} == {
+        "float-sgd": ("sgd", 2.0**-7), "fixed": ("sgd", 2.0**-7)}
+    assert {r["lr"] for r in json.loads((out / "summary.json").read_text())} == {2.0**-7}
+    refused = ((["--optimizer", "adam"], "optimizer"), (["--lr", "0.01", "--lr-shift", "5"], "lr_shift"),
+               (["--lr", "0.01", "--lr", "0.1"], "one"))
+    for args, word in refused:
+        code, _, err = run_cli(["train", "--bits", "8", *args, *small, "--out", str(tmp_path / "x")], capsys)
+        assert code == 2 and word in err and not (tmp_path / "x").exists(), err

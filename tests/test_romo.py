@@ -52,3 +52,23 @@ def test_fixed_periods_are_whole_steps_and_the_batch_is_padded_to_the_longest_tr
     assert (mask[-1] == 0).all()  # the delay's bound int(8/dt) is never drawn: last step is padding
     resp = target.sum(-1) > 0
     assert (resp.sum(0) == round(10 / dt)).all()  # the response window is 10 τ in every trial
+
+
+def test_each_trial_follows_its_periods_targets_and_mask():
+    """Trial by trial at dt = 0.5 (steps = 2 per unit of tau): fixation 6 steps of 0 input, f1 for
+    2, the delay, f2 for 2, a 10-step decision delay outside the mask, a 20-step response where
+    the larger stimulus' channel is 0.5; both stimuli in [0.5, 1.5], at least 0.2 apart."""
+    x, target, mask = Romo().sample(500, torch.Generator().manual_seed(3))
+    for b in range(x.shape[1]):
+        on = (x[:, b, 0] != 0).nonzero().flatten().tolist()
+        assert on[:2] == [6, 7] and len(on) == 4  # f1 at steps 6-7, then f2 for two steps
+        f1, f2 = float(x[6, b, 0]), float(x[on[2], b, 0])
+        assert on[3] == on[2] + 1 and x[on[2]:on[3] + 1, b, 0].eq(f2).all()
+        assert 0.5 <= f1 <= 1.5 and 0.5 <= f2 <= 1.5 and abs(f1 - f2) >= 0.2
+        f2_end = on[3] + 1
+        resp = slice(f2_end + 10, f2_end + 30)
+        assert mask[:f2_end, b].eq(1).all() and mask[f2_end:f2_end + 10, b].eq(0).all()
+        assert mask[resp, b].eq(1).all() and mask[f2_end + 30:, b].eq(0).all()
+        larger = 0 if f1 > f2 else 1
+        assert target[resp, b, larger].eq(0.5).all() and target[resp, b, 1 - larger].eq(0).all()
+        assert target[:f2_end + 10, b].eq(0).all()
