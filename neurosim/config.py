@@ -40,8 +40,9 @@ class TrainConfig:
     10000 iterations with a cosine lr decay (e-prop needs both to leave Romo's 0.033 plateau
     and keep what it found; measured in experiments/README.md), a fixed-point run 2000
     iterations at its constant ``2^-lr_shift`` (the integer engine is several times slower per
-    iteration). A fixed-point run with ``lr_decay = "cosine"`` follows the cosine in powers of two: the engine's shift grows by
-    :func:`~neurosim.optim.decay_shift`, and its float SGD partner's lr falls by the same factors.
+    iteration). A fixed-point run with ``lr_decay = "cosine"`` follows the cosine in powers of
+    two: the engine's shift grows by :func:`~neurosim.optim.decay_shift`, and its float SGD
+    partner's lr falls by the same factors.
 
     Flossing: ``floss_iters`` pretraining updates, then, with ``floss_every = k > 0``, one more
     flossing update after every k-th training iteration (interleaved, as Engelken's code also
