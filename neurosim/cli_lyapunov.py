@@ -3,12 +3,12 @@ training) or of fresh networks; prints mean ± std over seeds and plots the pape
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
+
+from neurosim.tables import group, mean_std
 
 Opt = typer.Option
 
@@ -50,13 +50,11 @@ def lyapunov(
 
 
 def _print_table(rows: list[dict]) -> None:
-    groups = defaultdict(list)
-    for r in rows:
-        groups[(r["backend"], r["gain"])].append(r)
+    groups = group(rows, ("backend", "gain"))
     typer.echo(f"{'backend':<10} {'gain':>6} {'n':>3}  {'max LE before':>18}  {'max LE after':>18}")
     for (backend, gain), rs in sorted(groups.items()):
         cells = []
         for col in ("le_before", "le_after"):
-            v = np.array([r[col] for r in rs if r.get(col) is not None], dtype=float)
-            cells.append(f"{v.mean():+.3f} ± {v.std():.3f}" if v.size else "—")
+            mean, std, n = mean_std(r[col] for r in rs if r.get(col) is not None)
+            cells.append(f"{mean:+.3f} ± {std:.3f}" if n else "—")
         typer.echo(f"{backend:<10} {gain:>6} {len(rs):>3}  {cells[0]:>18}  {cells[1]:>18}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-CURVE_KEY = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr")
+from neurosim.tables import LABELS, group, mean_std
 
 
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kw):
@@ -22,7 +22,7 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **
     return fig, fig.subplots(nrows, ncols, **kw)
 
 
-def group_curves(rows: Iterable[dict], key=CURVE_KEY) -> dict[tuple, dict]:
+def group_curves(rows: Iterable[dict], key=LABELS) -> dict[tuple, dict]:
     """Group curve rows by ``key``: → {key: {"iteration": (I,), "mean": (I,), "std": (I,), "n": int}}.
 
     Mean and std at each iteration are over the seeds that have a value there (a diverged
@@ -34,18 +34,18 @@ def group_curves(rows: Iterable[dict], key=CURVE_KEY) -> dict[tuple, dict]:
     out = {}
     for k, per_it in by.items():
         its = sorted(per_it)
-        vals = [np.array(list(per_it[i].values()), dtype=float) for i in its]
+        stats = [mean_std(per_it[i].values()) for i in its]
         out[k] = {
             "iteration": np.array(its),
-            "mean": np.array([v.mean() for v in vals]),
-            "std": np.array([v.std() for v in vals]),
-            "n": max(len(v) for v in vals),
+            "mean": np.array([m for m, _, _ in stats]),
+            "std": np.array([s for _, s, _ in stats]),
+            "n": max(n for _, _, n in stats),
         }
     return out
 
 
 def _label(k: tuple, varying: list[int]) -> str:
-    return ", ".join(f"{CURVE_KEY[i]}={k[i]}" for i in varying) or "all"
+    return ", ".join(f"{LABELS[i]}={k[i]}" for i in varying) or "all"
 
 
 def draw_band(ax, g: dict, label: str) -> None:
@@ -63,7 +63,7 @@ def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Pa
     """Loss vs iteration, mean ± std (shaded) over seeds, one line per configuration."""
     groups = group_curves(rows)
     keys = sorted(groups, key=str)
-    varying = [i for i in range(len(CURVE_KEY)) if len({k[i] for k in keys}) > 1]
+    varying = [i for i in range(len(LABELS)) if len({k[i] for k in keys}) > 1]
     fig, ax = subplots(figsize=(6.4, 4.2))
     for k in keys:
         draw_band(ax, groups[k], f"{_label(k, varying)} (n={groups[k]['n']})")
@@ -77,15 +77,13 @@ def plot_learning_curves(rows: list[dict], path: Path, *, title: str = "") -> Pa
 def by_gain(rows: list[dict], col: str) -> tuple[list, np.ndarray, np.ndarray, int] | None:
     """``col`` over the rows grouped by gain: (gains sorted, mean, std, most rows per gain);
     rows without a value are left out; None when none has one."""
-    pts = defaultdict(list)
-    for r in rows:
-        if r.get(col) is not None:
-            pts[r["gain"]].append(r[col])
+    pts = group((r for r in rows if r.get(col) is not None), ("gain",))
     if not pts:
         return None
-    gains = sorted(pts)
-    return (gains, np.array([np.mean(pts[g]) for g in gains]), np.array([np.std(pts[g]) for g in gains]),
-            max(len(v) for v in pts.values()))
+    gains = sorted(g for (g,) in pts)
+    stats = [mean_std(r[col] for r in pts[(g,)]) for g in gains]
+    return (gains, np.array([m for m, _, _ in stats]), np.array([s for _, s, _ in stats]),
+            max(n for _, _, n in stats))
 
 
 def plot_le_vs_gain(rows: list[dict], path: Path, *, title: str = "") -> Path:

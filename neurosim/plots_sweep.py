@@ -25,7 +25,8 @@ import numpy as np
 from neurosim.errors import InputError
 from neurosim.plots import by_gain, draw_band, group_curves, plot_le_vs_gain, subplots
 from neurosim.results import load_run
-from neurosim.sweep import NOT_LR, extra_keys, load_sweep_dir, mark_best_lr, mark_curves, usable_loss
+from neurosim.sweep import load_sweep_dir
+from neurosim.tables import NOT_LR, extra_keys, mark_best_lr, mark_curves, usable_loss
 
 
 def plot_results(path: Path) -> list[Path]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-GROUP = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr")
+from neurosim.tables import LABELS, group, mean_std
 
 
 @contextmanager
@@ -37,10 +36,8 @@ def summary_table(summary: list[dict]) -> None:
     """Final loss mean ± std over seeds per configuration, how far the loss fell (mean first
     loss / mean final loss of the networks that did not diverge), n and divergences; with
     both a float and a fixed-point backend, the fixed/float ratio and the saturation counts."""
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for row in summary:
-        groups[tuple(row[k] for k in GROUP)].append(row)
-    varying = [k for i, k in enumerate(GROUP) if len({g[i] for g in groups}) > 1] or ["backend"]
+    groups = group(summary, LABELS)
+    varying = [k for i, k in enumerate(LABELS) if len({g[i] for g in groups}) > 1] or ["backend"]
     table = Table(title="final loss (mean of the last iterations), mean ± std over seeds")
     for k in varying:
         table.add_column(k)
@@ -48,12 +45,12 @@ def summary_table(summary: list[dict]) -> None:
         table.add_column(col, justify="right")
     for key, rows in groups.items():
         kept = [r for r in rows if not r["diverged"]]
-        ok = np.array([r["final_loss"] for r in kept], dtype=float)
+        mean, std, n = mean_std(r["final_loss"] for r in kept)
         sats = sum(v for r in rows for k, v in r.items() if k.startswith("sat_"))
-        cells = [str(key[GROUP.index(k)]) for k in varying]
-        loss = f"{ok.mean():.4g} ± {ok.std():.2g}" if ok.size else "—"
-        fall = f"{np.mean([r['initial_loss'] for r in kept]) / ok.mean():.2f}×" if ok.size else "—"
-        table.add_row(*cells, loss, fall, str(len(rows)), str(len(rows) - ok.size), str(sats))
+        cells = [str(key[LABELS.index(k)]) for k in varying]
+        loss = f"{mean:.4g} ± {std:.2g}" if n else "—"
+        fall = f"{mean_std(r['initial_loss'] for r in kept)[0] / mean:.2f}×" if n else "—"
+        table.add_row(*cells, loss, fall, str(len(rows)), str(len(rows) - n), str(sats))
     console = Console()
     console.print(table)
     ratio = fixed_float_ratio(summary)

@@ -23,9 +23,7 @@ import torch
 from neurosim.errors import FileFormatError
 from neurosim.model import Params
 from neurosim.outputs import OutputError, atomic_dir, atomic_write
-
-CURVE_FIELDS = ("backend", "rule", "task", "gain", "bits", "profile", "flossing", "lr", "seed",
-                "phase", "iteration", "loss")
+from neurosim.tables import CURVE_FIELDS
 
 
 def versions() -> dict[str, str]:

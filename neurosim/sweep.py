@@ -12,7 +12,7 @@ A sweep directory holds::
     figures/*.png         learning curves at the chosen lr, final-loss heatmap (plots_sweep.py)
 
 Both tables start with ``cell`` (the cell id) and the grid keys that are not run-table columns
-already (``n_hidden``, ``feedback``, …), then the run columns (results.CURVE_FIELDS / summary).
+already (``n_hidden``, ``feedback``, …), then the run columns (tables.CURVE_FIELDS / summary).
 
 The sweep-level tables are rebuilt from the finished cells' directories (at most every
 TABLE_SECONDS while cells finish, and at the end), so they are always consistent, and a sweep
@@ -37,7 +37,6 @@ import os
 import platform
 import shutil
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +48,6 @@ from neurosim.grid import Cell, SweepError, SweepSpec, label_text, load_sweep
 from neurosim.outputs import OutputError, claim_output, remove_output
 from neurosim.resources import check_run
 from neurosim.results import (
-    CURVE_FIELDS,
     checkpoint_path,
     profile_change,
     read_csv,
@@ -59,11 +57,11 @@ from neurosim.results import (
     write_json,
     write_run,
 )
+from neurosim.tables import CURVE_FIELDS, NOT_LR, extra_keys, mark_best_lr, mark_curves
 from neurosim.training import CheckpointError, RunResult, load_checkpoint, train
 
 Progress = Callable[[int, int], None]
 TABLE_SECONDS = 30.0  # the sweep tables are rebuilt at most this often while cells finish, and at the end
-NOT_LR = tuple(k for k in CURVE_FIELDS if k not in ("lr", "seed", "phase", "iteration", "loss"))
 
 
 @dataclass
@@ -199,45 +197,6 @@ def load_sweep_dir(path: Path) -> dict:
         raise OutputError(f"{path}/manifest.json is not a sweep manifest")
     return {"manifest": manifest, "curves": read_csv(path / "curves.csv"),
             "summary": read_csv(path / "summary.csv")}
-
-
-def mark_best_lr(summary: list[dict], group_keys: tuple[str, ...] = NOT_LR) -> dict[tuple, float]:
-    """Add ``best_lr`` (bool) to each summary row; return {group: chosen lr}.
-
-    A group is the rows equal in ``group_keys`` (all but lr and seed); its lr is the one with the
-    fewest diverged networks, then the lowest mean final loss over the others, then the smallest.
-    """
-    per: dict[tuple, dict[float, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    for r in summary:
-        per[tuple(r.get(k) for k in group_keys)][r["lr"]].append(r)
-
-    def score(lr: float, rows: list[dict]) -> tuple:
-        ok = [r["final_loss"] for r in rows if usable_loss(r)]
-        return len(rows) - len(ok), (sum(ok) / len(ok)) if ok else math.inf, lr
-
-    best = {g: min(by_lr.items(), key=lambda kv: score(*kv))[0] for g, by_lr in per.items()}
-    for r in summary:
-        r["best_lr"] = r["lr"] == best[tuple(r.get(k) for k in group_keys)]
-    return best
-
-
-def mark_curves(curves: list[dict], summary: list[dict], group_keys: tuple[str, ...] = NOT_LR) -> None:
-    """Copy the summary's ``best_lr`` flag onto the curve rows of the same group and lr."""
-    keys = (*group_keys, "lr")
-    chosen = {tuple(r.get(k) for k in keys): r["best_lr"] for r in summary}
-    for r in curves:
-        r["best_lr"] = chosen.get(tuple(r.get(k) for k in keys), False)
-
-
-def extra_keys(grid: dict) -> tuple[str, ...]:
-    """Grid keys that are not already columns of the run tables (n_hidden, feedback, …)."""
-    return tuple(k for k in grid if k not in (*CURVE_FIELDS, "seed"))
-
-
-def usable_loss(row: dict) -> bool:
-    """A summary row whose network did not diverge and has a finite final loss."""
-    v = row["final_loss"]
-    return not row["diverged"] and isinstance(v, int | float) and math.isfinite(v)
 
 
 class _Tables:

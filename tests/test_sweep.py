@@ -21,7 +21,8 @@ from neurosim.errors import InputError
 from neurosim.grid import SweepError, experiment_path, list_experiments, load_sweep, parse_assignments
 from neurosim.outputs import lock_path
 from neurosim.results import OutputError
-from neurosim.sweep import mark_best_lr, run_sweep
+from neurosim.sweep import run_sweep
+from neurosim.tables import mark_best_lr
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"iters": 12, "seeds": 2, "batch": 4, "n_hidden": 8, "log_every": 4, "final_window": 4}
