@@ -19,23 +19,26 @@ mode, then apply the profile's overflow (counted per signal). ``A`` is the fract
 ``alpha`` format, ``α_c = round_even(α·2^A)``, ``β_c = 2^A - α_c``. Terms with different
 fractions are aligned by an exact left shift to the larger fraction before adding.
 
-Operations, in this order (rounding group in brackets, overflow-counter name after →):
+Operations, in this order, with the ids of :mod:`hw_models.operations` — the one statement of
+this arithmetic, from which the spec, datasheet and C model are generated; a test checks that
+the engine's rounding points come in this order (rounding group in brackets, overflow-counter
+name after →):
 
  per batch: w_t = m_t / max(Σ_{t,b} m, 1) in IEEE double (per network)
  per step t:
- 0. x_t = Q_x(x_t)                                      [state]            → x
- 1. I      = Q_h(W_h r_t + W_x x_t)                      [state]            → I
- 2. h_{t+1} = Q_h(α_c h_t + β_c I)                       [state]            → h
- 3. r_{t+1} = Q_r(max(h_{t+1}, 0))                       [state]            → r
-    y*_t = Q_y(y*_t)                                     [state]            → target
- 4. y_t    = Q_y(W_out r_{t+1})                          [state]            → y
- 5. e_t    = Q_e(((y_t - y*_t) · w_t) in double)         [learning_signal]  → e
- 6. L_{t+1} = Q_L([h_{t+1} > 0] · (B e_t))               [learning_signal]  → L
- 7. ε_{t+1} = Q_eps(α_c ε_t + β_c r_t);  ε^x_{t+1} = Q_eps(α_c ε^x_t + β_c x_t)  [trace] → eps
- 8. acc_h += Q_acc(Σ_b L_{t+1} ⊗ ε_{t+1});  acc_x += Q_acc(Σ_b L_{t+1} ⊗ ε^x_{t+1});
+ S0  x_t = Q_x(x_t)                                     [state]            → x
+ S1  I      = Q_h(W_h r_t + W_x x_t)                      [state]            → I
+ S2  h_{t+1} = Q_h(α_c h_t + β_c I)                       [state]            → h
+ S3  r_{t+1} = Q_r(max(h_{t+1}, 0))                       [state]            → r
+ S4  y*_t = Q_y(y*_t)                                   [state]            → target
+ S5  y_t    = Q_y(W_out r_{t+1})                          [state]            → y
+ S6  e_t    = Q_e(((y_t - y*_t) · w_t) in double)         [learning_signal]  → e
+ S7  L_{t+1} = Q_L([h_{t+1} > 0] · (B e_t))               [learning_signal]  → L
+ S8  ε_{t+1} = Q_eps(α_c ε_t + β_c r_t);  S9 ε^x_{t+1} = Q_eps(α_c ε^x_t + β_c x_t) [trace] → eps
+ S10-S15  acc_h += Q_acc(Σ_b L_{t+1} ⊗ ε_{t+1});  acc_x += Q_acc(Σ_b L_{t+1} ⊗ ε^x_{t+1});
     acc_out += Q_acc(Σ_b e_t ⊗ r_{t+1})                  [accumulate]       → acc
     (the sum is exact, one rounding, then an exact add and the overflow of acc)
- 9. update, after every step (``per_step``) or after step T-1 (``per_trial``), for
+ U1-U9  update, after every step (``per_step``) or after step T-1 (``per_trial``), for
     W in (W_h, W_x, W_out):
       ΔW = Q_W(acc >> (f_acc + lr_shift - f_W))          [weight_update]    → dW_h, dW_x, dW_out
       W  = overflow_W(W - ΔW)                                               → W_h, W_x, W_out

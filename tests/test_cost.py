@@ -112,3 +112,27 @@ def test_cost_command_prints_the_report():
     r = CliRunner().invoke(app, ["cost", "--profile", "int16", "--n-hidden", "16"])
     assert r.exit_code == 0, r.output
     assert "Cost estimate: int16, N = 16" in r.output
+
+
+def test_the_spec_states_the_cost_models_memory_count():
+    """One count of the memory footprint: spec.json's table is the cost model's, and it equals
+    the sum over the spec's own list of stored signals."""
+    import json
+
+    from hw_models.cost import memory_bits
+    from neurosim.spec_export import spec_files
+
+    spec = json.loads(spec_files("loihi-like", trials=1, steps=3)["spec.json"])
+    stored = sum(s["memory_bits"] for s in spec["signals"]
+                 if s["status"] == "used" and s["storage"] not in ("transient", "per_network"))
+    mem = spec["memory_bits"]
+    assert mem["total"] == stored == sum(mem[k] for k in ("weights", "accumulators", "state", "traces"))
+    assert {k: v for k, v in mem.items() if k != "flossing"} == memory_bits(_net_of(spec))
+
+
+def _net_of(spec: dict):
+    from hw_models.operations import Network
+    from hw_models.profile import load_profile
+
+    n = spec["network"]
+    return Network(load_profile("loihi-like"), n["n_hidden"], n["n_in"], n["n_out"], n["batch"], n["alpha"])

@@ -309,3 +309,41 @@ def test_params_are_the_float_view_of_the_codes():
         assert ((w_q - w).abs() <= lsb / 2).all()
         room = getattr(eng.profile.headroom, k)  # pow2: 2^room · max|W| fits the 127 codes
         assert (w_q.abs().flatten(1).max(1).values <= 128 / 2**room * lsb.flatten()).all()
+
+
+class _RoundingLog:
+    """Stands in for the golden run's coverage recorder: logs each rounding point the engine
+    passes, as (signal, rounding mode)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def shift(self, signal, v, shift, fmt, rounding, u):
+        self.seen.append((signal, rounding))
+
+
+@pytest.mark.parametrize("schedule", ["per_trial", "per_step"])
+def test_the_engine_rounds_in_the_order_and_modes_of_the_operation_list(schedule):
+    """hw_models.operations is the one statement of the arithmetic: the engine's rounding
+    points, in order and with their modes, are exactly the list's rounding operations (S0..S15
+    per step, U1..U9 per update), also with a different mode in every rounding group."""
+    from hw_models.operations import step_ops, update_ops
+    from hw_models.profile import derive_profile
+    from hw_models.spec.golden import network_of
+
+    prof = derive_profile(8, schedule=schedule, rounding_state="nearest_away", rounding_trace="floor",
+                          rounding_learning_signal="trunc", rounding_accumulate="nearest_even")
+    eng = FixedPointEngine(prof, init_params(1, 4, 2, 1.0, ensemble=1, seed=0), alpha=0.5, seed=0)
+    eng.coverage = log = _RoundingLog()
+    T = 3
+    g = torch.Generator().manual_seed(1)
+    eng.train_step(torch.rand(T, 1, 1, 1, generator=g, dtype=torch.float64),
+                   torch.rand(T, 1, 1, 2, generator=g, dtype=torch.float64),
+                   torch.ones(T, 1, 1, dtype=torch.float64), lr_shift=prof.lr_shift)
+    net = network_of(eng, 0.5)
+    step = [(o["result"], o["rounding"]) for o in step_ops(net) if o.get("rounding")]
+    update = [(o["result"], o["rounding"]) for o in update_ops(net) if o.get("rounding")]
+    expected = (step + update) * T if schedule == "per_step" else step * T + update
+    assert log.seen == expected
+    assert len({mode for _, mode in log.seen}) == 5  # every group's own mode was seen in its place
+    assert log.seen != expected[::-1]  # the comparison can fail: order matters

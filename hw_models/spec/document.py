@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from importlib.metadata import PackageNotFoundError, version
 
+from hw_models.cost import memory_bits
 from hw_models.fixedpoint import network_key
 from hw_models.operations import (
     COUNTERS,
@@ -201,12 +202,7 @@ def build_spec(run: GoldenRun, *, task: str, gain: float, seed: int, files: list
     except PackageNotFoundError:
         pkg_version = "unknown"
     sig = signals(net, run.steps)
-    mem = {"weights": 0, "accumulators": 0, "state": 0, "traces": 0}
-    group = {"weight": "weights", "accumulator": "accumulators", "trace": "traces"}
-    for s in sig:
-        if s["status"] == "used" and s["storage"] not in ("transient", "per_network"):
-            mem[group.get(s["role"], "state")] += s["memory_bits"]
-    mem["total"] = sum(mem.values())
+    mem = memory_bits(net)  # the cost model's count: one statement of the memory footprint
     mem["flossing"] = sum(s["memory_bits"] for s in sig if s["status"] == "flossing")
     return {
         "schema": SCHEMA_ID,
