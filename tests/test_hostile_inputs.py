@@ -338,3 +338,23 @@ def test_export_spec_options_never_crash(tmp_path_factory, capsys, option, value
     if code != 0:
         refused(code, err)
         assert not (tmp / "s").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_run_directories_follow_the_umask(tmp_path, capsys, umask):
+    old = os.umask(umask)
+    try:
+        code, _, err = run_cli(["train", *TINY, "--out", str(tmp_path / "run")], capsys)
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (tmp_path / "run" / "summary.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_killed_writes_temporaries_are_cleared_by_the_next_run(tmp_path, capsys):
+    (tmp_path / ".run.tmp-abc123").mkdir()  # what a SIGKILL during the final rename leaves
+    (tmp_path / ".run.tmp-abc123" / "curves.csv").write_text("half")
+    code, _, err = run_cli(["train", *TINY, "--out", str(tmp_path / "run")], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
