@@ -8,7 +8,7 @@ from neurosim.config import ConfigError, TrainConfig
 from neurosim.fixed_backend import resolve_profile
 from neurosim.grid import experiment_path, load_sweep
 from neurosim.outputs import OutputError, claim_output
-from neurosim.plots import plot_learning_curves
+from neurosim.plots import describe, plot_learning_curves
 from neurosim.plots_sweep import plot_results
 from neurosim.results import checkpoint_path, load_run, profile_change, write_run
 from neurosim.sweep import SweepResult, run_sweep
@@ -39,8 +39,8 @@ def run_training(config: TrainConfig, out: Path, *, force: bool = False, resume:
 
         def figures(d: Path) -> None:
             train_rows = [r for r in result.curves if r["phase"] == "train"]
-            plot_learning_curves(train_rows, d / "learning_curve.png",
-                                 title=f"{config.task}, {config.rule}: mean ± std over seeds")
+            plot_learning_curves(train_rows, d / "learning_curves.png",
+                                 title=f"{describe('task', config.task)}, {describe('rule', config.rule)}")
 
         write_run(out, result, figures=figures, replace=True)
         ckpt.unlink(missing_ok=True)

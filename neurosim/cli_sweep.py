@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from neurosim.errors import Interrupted
+from neurosim.errors import InputError, Interrupted
 from neurosim.report import progress_bar
 
 Opt = typer.Option
@@ -62,12 +62,26 @@ def sweep(
     typer.echo(f"sweep written to {result.out}")
 
 
-def plot(path: Annotated[Path, typer.Argument(help="a sweep or run directory")]) -> None:
-    """Learning curves (mean ± std at the best lr), max LE vs gain, final loss vs gain (3+ gains)
-    and, with bits, a final-loss heatmap."""
-    from neurosim.plots_sweep import plot_results
+def plot(
+    path: Annotated[Path, typer.Argument(help="a sweep or run directory")],
+    out: Annotated[Path | None, Opt(help="folder for the figures [default: PATH/figures]")] = None,
+    format: Annotated[list[str] | None, Opt("--format", help="png and/or svg; repeat for both "
+                                             "[default: both]")] = None,
+    start: Annotated[int, Opt("--from", help="first iteration drawn in learning curves (the paper "
+                                             "draws from 200)")] = 0,
+    figure: Annotated[list[str] | None, Opt("--figure", help="learning_curves, le_vs_gain, "
+                                            "final_loss_vs_gain, final_loss_heatmap; repeat "
+                                            "[default: all that apply]")] = None,
+) -> None:
+    """Learning curves at the best lr, max LE vs gain, final loss vs gain (3+ gains) and, with
+    bits, a final-loss heatmap: PNG (200 dpi) and SVG."""
+    from neurosim.plots import FORMATS
+    from neurosim.plots_sweep import FIGURES, plot_results
 
-    _report_figures(plot_results(path))
+    if start < 0:
+        raise InputError(f"--from must be an iteration >= 0, got {start}")
+    _report_figures(plot_results(path, out=out, formats=tuple(format or FORMATS), start=start,
+                                 names=tuple(figure or FIGURES)))
 
 
 def reproduce(

@@ -19,8 +19,9 @@ Cells that differ only in ``gain``, ``lr`` and ``seed`` train as ONE ensemble: a
 product of the other grid keys, and its config carries the grid's gain and lr tuples (networks
 = gains × lrs × seeds). ``seed`` values in the grid fold into runs of consecutive seeds, each
 run one cell. ``bits``/``profile`` take ``"none"`` for a float-only cell. Fixed-point cells
-learn at 2^-lr_shift, so the lr grid does not multiply them: they keep the first lr (sweep
-``profile_overrides = [{lr_shift = 8}, {lr_shift = 10}]`` instead).
+learn at 2^-lr_shift, so the lr grid does not multiply them: they take the profile's shift
+(sweep ``profile_overrides = [{lr_shift = 8}, {lr_shift = 10}]`` instead); an ``lr`` in
+``[fixed]`` becomes their nearest shift.
 
 Every cell's config is built (and a fixed-point cell's precision profile resolved) when the
 spec is loaded, so an unknown key, an empty list or an invalid value anywhere in the grid is a
@@ -263,7 +264,7 @@ def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
             if "profile_overrides" in labels:
                 labels["profile_overrides"] = ()
         for first, n in _seed_runs(tuple(seed_values), count):
-            kw = {**base, "gain": tuple(gains), "lr": lrs[:1] if fixed_point else tuple(lrs),
+            kw = {**base, "gain": tuple(gains), "lr": (None if "lr" in grid else base.get("lr")) if fixed_point else tuple(lrs),
                   "seed": first, "seeds": n}
             config = _config(kw, where)
             networks += config.networks

@@ -13,7 +13,8 @@ def test_train_writes_a_complete_run_directory(tmp_path, capsys):
     code, stdout, _ = run_cli(["train", *SMALL, "--gain", "0.2", "--gain", "1.0", "--out", str(out)], capsys)
     assert code == 0, stdout
     assert {p.name for p in out.iterdir()} >= {"config.json", "curves.csv", "summary.json", "figures"}
-    assert (out / "figures" / "learning_curve.png").stat().st_size > 1000
+    assert (out / "figures" / "learning_curves.png").stat().st_size > 1000
+    assert (out / "figures" / "learning_curves.svg").stat().st_size > 1000
     summary = json.loads((out / "summary.json").read_text())
     assert sorted((r["gain"], r["seed"]) for r in summary) == [(0.2, 0), (0.2, 1), (1.0, 0), (1.0, 1)]
     assert json.loads((out / "config.json").read_text())["config"]["iters"] == 12

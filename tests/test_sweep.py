@@ -53,8 +53,8 @@ def test_fixed_point_cells_take_one_lr_and_float_cells_drop_precision_overrides(
     assert len(float_cells) == 1 and float_cells[0].config.lr == (1e-3, 3e-3)
     assert float_cells[0].config.profile_overrides == ()
     fixed = [c.config for c in spec.cells if c.config.bits == 8]
-    assert [(c.lr, c.profile_overrides) for c in fixed] == [((1e-3,), (("lr_shift", 8),)),
-                                                            ((1e-3,), (("lr_shift", 10),))]
+    assert [(c.lr, c.profile_overrides) for c in fixed] == [(None, (("lr_shift", 8),)),
+                                                            (None, (("lr_shift", 10),))]
 
 
 def test_command_line_assignments_make_grid_lists_and_fixed_values():
@@ -304,7 +304,8 @@ def test_plot_draws_a_run_directory_and_a_final_loss_heatmap_over_gain_and_bits(
     from neurosim.plots_sweep import plot_final_loss_heatmap, plot_results
 
     run_dir, _ = run_training(TrainConfig(gain=(0.5, 1.0), lr=(1e-3, 3e-3), **TINY), tmp_path / "run")
-    assert [p.name for p in plot_results(run_dir)] == ["learning_curves.png", "le_vs_gain.png"]
+    assert [p.name for p in plot_results(run_dir)] == ["learning_curves.png", "learning_curves.svg",
+                                                       "le_vs_gain.png", "le_vs_gain.svg"]
     rows = [{"backend": b, "rule": "eprop", "task": "romo", "gain": g, "bits": bits, "profile": None,
              "flossing": "off", "lr": 1e-3, "seed": s, "final_loss": 0.1 * g + s, "diverged": False,
              "best_lr": True}
