@@ -264,7 +264,8 @@ def _build_cells(grid: dict, fixed: dict) -> list[Cell]:
             if "profile_overrides" in labels:
                 labels["profile_overrides"] = ()
         for first, n in _seed_runs(tuple(seed_values), count):
-            kw = {**base, "gain": tuple(gains), "lr": (None if "lr" in grid else base.get("lr")) if fixed_point else tuple(lrs),
+            fixed_lr = None if "lr" in grid else base.get("lr")  # fixed point: a shift, not a grid
+            kw = {**base, "gain": tuple(gains), "lr": fixed_lr if fixed_point else tuple(lrs),
                   "seed": first, "seeds": n}
             config = _config(kw, where)
             networks += config.networks
