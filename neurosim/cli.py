@@ -23,7 +23,7 @@ from neurosim.cli_profiles import profiles_app
 from neurosim.cli_spec import cost, export_spec, verify_spec
 from neurosim.cli_sweep import plot, reproduce, sweep
 from neurosim.errors import InputError, Interrupted
-from neurosim.report import progress_bar, summary_table
+from neurosim.report import gap_lines, progress_bar, summary_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="neurosim: initial gain, gradient flossing and e-prop, in float and fixed point.")
@@ -84,6 +84,9 @@ def train(
     le_warmup: Annotated[int, Opt(help="steps left out of the Lyapunov average")] = 0,
     log_every: Annotated[int, Opt(help="log the loss every k iterations")] = 10,
     device: Annotated[str, Opt(help="cpu, or cuda for the float backends on a GPU")] = "cpu",
+    adam_reference: Annotated[bool, Opt("--adam-reference/--no-adam-reference",
+                                        help="fixed point: also train float e-prop with Adam at lr 3e-4, "
+                                             "the paper's reference")] = True,
     threads: Annotated[int, Opt(help="torch intra-op threads (more pay off for large ensembles)")] = 1,
     out: Annotated[Path | None, Opt(help="run directory (default runs/<time>-train-...)")] = None,
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
@@ -106,6 +109,7 @@ def train(
         floss_iters=floss_iters, floss_k=floss_k, floss_variant=floss_variant, floss_lr=floss_lr,
         floss_every=floss_every, le_warmup=le_warmup,
         device=device, threads=threads,
+        adam_reference=adam_reference and (bits is not None or profile is not None),
     )
     if resume and out is None:
         raise InputError("--resume needs the --out of the run to continue")
@@ -121,6 +125,8 @@ def train(
         typer.echo(f"resumed from the checkpoint at iteration {result.resumed_from} of "
                    f"{config.floss_iters + config.iters}")
     summary_table(result.summary)
+    for line in gap_lines(result.summary):
+        typer.echo(line)
     typer.echo(f"run written to {run_dir}")
 
 

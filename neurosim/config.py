@@ -81,6 +81,7 @@ class TrainConfig:
     le_warmup: int = 0
     threads: int = 1
     device: str = "cpu"
+    adam_reference: bool = False  # fixed point: also train float Adam at DEFAULT_LR (the paper's)
 
     def __post_init__(self):
         if self.iters is None:
@@ -137,6 +138,11 @@ class TrainConfig:
             raise ConfigError(f"optimizer {self.optimizer}: a fixed-point run trains the engine and its "
                               "float partner with SGD at 2^-lr_shift (the chip's optimiser); --optimizer "
                               "is for float runs")
+        if not isinstance(self.adam_reference, bool):
+            raise ConfigError(f"adam_reference must be true or false, got {self.adam_reference!r}")
+        if self.adam_reference and not self.fixed_point:
+            raise ConfigError("adam_reference is a float Adam run beside a fixed-point one: it needs bits "
+                              "or profile")
         if self.profile_overrides and not self.fixed_point:
             raise ConfigError("precision overrides need bits or profile")
         if self.device not in ("cpu", "cuda"):

@@ -20,7 +20,7 @@ from hw_models._exactness import ExactnessError
 from hw_models.engine import FixedPointEngine
 from hw_models.profile import MAX_LR_SHIFT, Profile, resolve
 from neurosim.backends import FloatBackend
-from neurosim.config import ConfigError, TrainConfig
+from neurosim.config import DEFAULT_LR, ConfigError, TrainConfig
 from neurosim.model import Params, alpha_from, init_params
 from neurosim.optim import decay_shift
 
@@ -105,7 +105,9 @@ class FixedBackend:
 
 def fixed_backends(config: TrainConfig, params: Params, alpha: float, seeds: list[int],
                    feedback: Tensor | None) -> list:
-    """Float e-prop with SGD at 2^-lr_shift (``float-sgd``) and the engine (``fixed``)."""
+    """Float e-prop with SGD at 2^-lr_shift (``float-sgd``) and the engine (``fixed``); with
+    ``config.adam_reference`` first float e-prop with Adam at DEFAULT_LR (``float-adam``), the
+    paper's reference: SGD vs the engine is precision alone, Adam vs SGD the optimiser."""
     if config.rule != "eprop":
         raise ConfigError("fixed point (bits/profile) trains with rule eprop only")
     profile = resolve_profile(config)
@@ -120,4 +122,8 @@ def fixed_backends(config: TrainConfig, params: Params, alpha: float, seeds: lis
     fixed = FixedBackend(profile, params, alpha=alpha, seeds=seeds, bits=config.bits, feedback=feedback,
                          lr_decay=config.lr_decay, iters=config.iters, batch=config.batch,
                          floss_shift=floss_shift)
-    return [float_sgd, fixed]
+    adam = [FloatBackend(params, rule="eprop", alpha=alpha, optimizer="adam",
+                         lr=params.W_h.new_full((params.ensemble,), DEFAULT_LR), feedback=feedback,
+                         name="float-adam", lr_override=DEFAULT_LR, lr_decay=config.lr_decay,
+                         iters=config.iters, floss_lr=config.floss_lr)] if config.adam_reference else []
+    return [*adam, float_sgd, fixed]

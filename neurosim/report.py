@@ -66,3 +66,29 @@ def fixed_float_ratio(summary: list[dict]) -> float | None:
         if vals:
             means[b] = float(np.mean(vals))
     return means["fixed"] / means["float-sgd"] if len(means) == 2 else None
+
+
+def gap_lines(summary: list[dict]) -> list[str]:
+    """What each gap between the backends of a fixed-point run means, in words, and which
+    backends diverged: float SGD vs the engine is precision alone (same lr, seeds, batches);
+    float Adam vs float SGD is the optimiser (the paper's reference vs the chip's)."""
+    means, diverged = {}, {}
+    for b in ("float-adam", "float-sgd", "fixed"):
+        rows = [r for r in summary if r["backend"] == b]
+        if rows:
+            ok = [r["final_loss"] for r in rows if not r["diverged"]]
+            means[b] = float(np.mean(ok)) if ok else None
+            diverged[b] = len(rows) - len(ok)
+    lines = []
+    if means.get("fixed") and means.get("float-sgd"):
+        ratio = means["fixed"] / means["float-sgd"]
+        lines.append(f"fixed point vs float SGD (precision alone): {ratio:.2f}x the final loss")
+    if means.get("float-sgd") and means.get("float-adam"):
+        lines.append(f"float SGD vs float Adam (the optimiser: the chip's SGD vs the paper's Adam): "
+                     f"{means['float-sgd'] / means['float-adam']:.2f}x the final loss")
+    names = {"float-adam": "float Adam", "float-sgd": "float SGD", "fixed": "the fixed-point engine"}
+    for b, n in diverged.items():
+        if n:
+            total = sum(1 for r in summary if r["backend"] == b)
+            lines.append(f"warning: {names[b]} diverged in {n} of {total} networks (left out of its mean)")
+    return lines

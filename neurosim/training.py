@@ -203,9 +203,10 @@ class _Run:
         out = {}
         for b in self.backends:
             lrs = sorted({b.lr_label(m.lr) for m in self.ens})
-            out[b.name] = {"optimizer": self.config.optimizer, "lr": lrs[0] if len(lrs) == 1 else lrs,
+            optimizer = getattr(getattr(b, "optimizer", None), "kind", self.config.optimizer)
+            out[b.name] = {"optimizer": optimizer, "lr": lrs[0] if len(lrs) == 1 else lrs,
                            "lr_decay": self.config.lr_decay}
-            if self.profile is not None:
+            if self.profile is not None and b.name != "float-adam":
                 out[b.name]["lr_shift"] = self.profile["lr_shift"]
         return out
 

@@ -58,14 +58,22 @@ def test_round_to_nearest_stalls_where_stochastic_rounding_learns():
     assert not torch.equal(stochastic.params["fixed"].W_h, w_n)
 
 
-def test_train_bits_writes_both_curves_and_reports_the_ratio(tmp_path, capsys):
+def test_train_bits_writes_adam_sgd_and_engine_curves_and_says_what_each_gap_means(tmp_path, capsys):
+    """The main command: float Adam (the paper's reference), float SGD at the chip's lr and the
+    engine, with one line per gap; --no-adam-reference leaves Adam out."""
     out = tmp_path / "run"
-    code, stdout, _ = run_cli(["train", "--bits", "8", "--gain", "0.2", "--iters", "6", "--seeds", "2",
-                               "--n-hidden", "8", "--batch", "4", "--out", str(out)], capsys)
+    args = ["train", "--bits", "8", "--gain", "0.2", "--iters", "6", "--seeds", "2", "--n-hidden", "8",
+            "--batch", "4"]
+    code, stdout, _ = run_cli([*args, "--out", str(out)], capsys)
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert {r["backend"] for r in summary} == {"float-sgd", "fixed"}
+    assert {r["backend"] for r in summary} == {"float-adam", "float-sgd", "fixed"}
     assert "fixed / float final loss" in stdout
+    assert "precision alone" in stdout and "the optimiser" in stdout
+    code, stdout, _ = run_cli([*args, "--no-adam-reference", "--out", str(tmp_path / "plain")], capsys)
+    assert code == 0 and "the optimiser" not in stdout
+    assert {r["backend"] for r in json.loads((tmp_path / "plain" / "summary.json").read_text())} == {
+        "float-sgd", "fixed"}
 
 
 @pytest.mark.parametrize(
@@ -112,8 +120,9 @@ def test_precision_overrides_work_with_a_profile_and_lr_becomes_a_shift_for_both
     config = json.loads((out / "config.json").read_text())
     assert config["profile"]["lr_shift"] == 7 and config["config"]["lr"] == 2.0**-7
     assert {b: (r["optimizer"], r["lr"]) for b, r in config["ran"].items()} == {
-        "float-sgd": ("sgd", 2.0**-7), "fixed": ("sgd", 2.0**-7)}
-    assert {r["lr"] for r in json.loads((out / "summary.json").read_text())} == {2.0**-7}
+        "float-adam": ("adam", 3e-4), "float-sgd": ("sgd", 2.0**-7), "fixed": ("sgd", 2.0**-7)}
+    rows = json.loads((out / "summary.json").read_text())
+    assert {r["lr"] for r in rows if r["backend"] != "float-adam"} == {2.0**-7}
     refused = ((["--optimizer", "adam"], "optimizer"), (["--lr", "0.01", "--lr-shift", "5"], "lr_shift"),
                (["--lr", "0.01", "--lr", "0.1"], "one"))
     for args, word in refused:
