@@ -109,6 +109,17 @@ def _check_names(out: Path) -> None:
                               f"at most {limit})")
 
 
+def check_writable(folder: str | Path) -> Path:
+    """Refuse (:class:`OutputError`) a folder that files cannot be written into — for outputs
+    that add files to a folder rather than own it (``neurosim plot --out``)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file, not a folder")
+    _check_names(folder)
+    _probe(folder.resolve())
+    return folder
+
+
 def _probe(resolved: Path) -> None:
     """Create (and remove) the folder's missing parents and a file in a probe folder inside the
     nearest existing ancestor: the only proof that the location can be written."""

@@ -39,6 +39,7 @@ from neurosim.plots import (
     save,
     subplots,
 )
+from neurosim.outputs import check_writable
 from neurosim.results import load_run
 from neurosim.sweep import load_sweep_dir
 from neurosim.tables import NOT_LR, extra_keys, mark_best_lr, mark_curves, usable_loss
@@ -70,7 +71,7 @@ def plot_results(path: Path, *, out: Path | None = None, formats: tuple[str, ...
     else:
         raise InputError(f"{path} is neither a sweep directory (manifest.json) nor a run directory "
                          "(summary.json)")
-    figures = Path(out) if out is not None else path / "figures"
+    figures = check_writable(Path(out) if out is not None else path / "figures")
     figures.mkdir(parents=True, exist_ok=True)
     best = [r for r in summary if r.get("best_lr") and r.get("le_before") is not None]
     kw = {"title": title, "formats": formats}

@@ -71,3 +71,9 @@ def test_bands_are_geometric_and_positive_and_divergence_is_counted():
     assert g["lo"][1] == pytest.approx(0.001 / spread) and g["hi"][1] == pytest.approx(0.001 * spread)
     assert np.all(g["lo"] > 0)  # an arithmetic mean - std would be negative here
     assert g["mean"][1] - g["std"][1] < 0
+
+
+@pytest.mark.parametrize("out", ["/proc/neurosim-test/figs", "/sys/neurosim-test/figs"])
+def test_an_unwritable_figure_folder_is_bad_input_before_drawing(sweep_dir, capsys, out):
+    code, _, err = run_cli(["plot", str(sweep_dir), "--out", out], capsys)
+    assert code == 2 and err.count("\n") == 1 and "cannot be written" in err, err
