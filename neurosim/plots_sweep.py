@@ -27,6 +27,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 
 from neurosim.errors import InputError
+from neurosim.outputs import check_writable
 from neurosim.plots import (
     FORMATS,
     by_gain,
@@ -39,7 +40,6 @@ from neurosim.plots import (
     save,
     subplots,
 )
-from neurosim.outputs import check_writable
 from neurosim.results import load_run
 from neurosim.sweep import load_sweep_dir
 from neurosim.tables import NOT_LR, extra_keys, mark_best_lr, mark_curves, usable_loss
