@@ -4,7 +4,7 @@ The public API is the list below. Names load on first use (PEP 562): importing o
 (``hw_models.errors``, ``hw_models.profile``) runs no other.
 """
 
-from importlib import import_module
+from hw_models._lazy import lazy_face
 
 _PUBLIC = {
     "ExactnessError": "_exactness", "FixedPointEngine": "engine",
@@ -16,13 +16,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'hw_models' has no attribute {name!r}")
-    value = getattr(import_module(f"hw_models.{_PUBLIC[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_face("hw_models", _PUBLIC, globals())

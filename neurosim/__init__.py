@@ -5,7 +5,7 @@ The public API is the list below; every other module is free to move. Names load
 ``neurosim.model`` — runs none of the run machinery and changes no global state.
 """
 
-from importlib import import_module
+from hw_models._lazy import lazy_face
 
 _PUBLIC = {
     "run_training": "api", "ConfigError": "config", "TrainConfig": "config", "InputError": "errors",
@@ -18,13 +18,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module 'neurosim' has no attribute {name!r}")
-    value = getattr(import_module(f"neurosim.{_PUBLIC[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PUBLIC])
+__getattr__, __dir__ = lazy_face("neurosim", _PUBLIC, globals())
