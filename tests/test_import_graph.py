@@ -114,7 +114,8 @@ def test_the_package_faces_import_nothing_until_a_name_is_used():
     face = {"hw_models", "hw_models._lazy"}  # the helper that makes the faces lazy
     assert {p: g[p] - face for p in LAZY_PACKAGES} == {p: set() for p in LAZY_PACKAGES}
     code = ("import sys, neurosim, hw_models; loaded = [m for m in sys.modules if m.startswith(('neurosim.', "
-            "'hw_models.'))]; assert loaded == ['hw_models._lazy'], loaded; from neurosim import TrainConfig, train; "
+            "'hw_models.'))]; assert loaded == ['hw_models._lazy'], loaded; "
+            "from neurosim import TrainConfig, train; "
             "from hw_models import QFormat; assert callable(train) and QFormat")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
