@@ -8,6 +8,7 @@ skipped; a killed one continues):
     a05, a08     claims 1-2: BPTT and e-prop, gains 0.2 / 1.0, α = 0.5 and 0.8
     floss-a05    claim 3 at α = 0.5: flossing pretraining at two own lrs, and interleaved
     floss-a08    claim 3 at α = 0.8
+    floss-sgd-a05  claim 3 with SGD at lr 1 (the chip's optimiser), flossing at 2^-4
 
 Then :func:`collect` reads every sweep directory there (rows get an ``alpha`` column from
 their cell's config), :mod:`neurosim.verdicts` computes the statistics, and

@@ -225,13 +225,12 @@ def claim3_rows(summary: list[dict], curves: list[dict], alpha: float, optimizer
     ]
     variants = sorted({r["flossing"] for r in eprop} - {"off"})
     for g in (0.2, 1.0, 2.0):
-        off = best_rows(summary, alpha=alpha, rule="eprop", gain=g, flossing="off")
+        off = best_rows(summary, optimizer, alpha=alpha, rule="eprop", gain=g, flossing="off")
         for v in variants if off else ():
-            fl = best_rows(summary, alpha=alpha, rule="eprop", gain=g, flossing=v)
+            fl = best_rows(summary, optimizer, alpha=alpha, rule="eprop", gain=g, flossing=v)
+            setting = f"α={alpha}, {optimizer}, gain {g}"
             if fl:
-                out += compare_losses(
-                    curves, fl, off, (1000,), setting=f"α={alpha}, gain {g}", variant=v, gain=g
-                )
+                out += compare_losses(curves, fl, off, (1000,), setting=setting, variant=v, gain=g)
     for r in out:
         r["factor"] = 1 / r["ratio"] if r["ratio"] else math.nan
         r["verdict"] = (

@@ -165,3 +165,21 @@ def test_tables_only_without_sweeps_is_one_line_and_exit_2(tmp_path, capsys):
     code, _, err = run_cli(["claims", "--tables-only", "--out", str(tmp_path / "none")], capsys)
     assert code == 2 and "no claims sweep" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "none").exists()
+
+
+def test_claim3_compares_within_one_optimizer():
+    """An SGD sweep's no-flossing rows are not the Adam flossing rows' baseline."""
+    rows = []
+    for opt, off_level, fl_level in (("adam", 0.03, 0.03), ("sgd", 0.06, 0.03)):
+        for s in range(10):
+            for flossing, level in (("off", off_level), ("local100@0.001", fl_level)):
+                rows.append(
+                    {
+                        **_net(f"{opt}-{flossing}", 0.2, 1e-3, s, flossing=flossing),
+                        "optimizer": opt,
+                        "final_loss": level * (1 + 0.01 * s),
+                    }
+                )
+    adam, sgd = V.claim3_rows(rows, [], 0.5, "adam"), V.claim3_rows(rows, [], 0.5, "sgd")
+    assert [r["verdict"] for r in adam] == ["no difference"] and adam[0]["setting"] == "α=0.5, adam, gain 0.2"
+    assert [r["verdict"] for r in sgd] == ["improves"] and sgd[0]["factor"] == pytest.approx(2.0)
