@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from neurosim.plots import by_gain, draw_band, group_curves, subplots
+from neurosim.plots import by_gain, describe, draw_band, group_curves, n_text, save, subplots
 
 ALPHAS = (0.5, 0.8)
 
@@ -46,7 +46,7 @@ def _grid(rows: list, cols: list):
 def _curves(ax, rows: list[dict], label_of) -> None:
     groups = group_curves(rows, key=("flossing", "gain", "lr"))
     for k in sorted(groups, key=str):
-        draw_band(ax, groups[k], f"{label_of(k)} (n={groups[k]['n']})")
+        draw_band(ax, groups[k], f"{label_of(k)} ({n_text(groups[k])})")
     if groups:
         ax.legend(fontsize=6)
     else:
@@ -60,7 +60,7 @@ def _fig1(curves: list[dict], path: Path) -> Path:
         for j, a in enumerate(ALPHAS):
             sub = [c for c in curves if c["rule"] == rule and c["alpha"] == a and c["flossing"] == "off"]
             _curves(axes[i, j], sub, lambda k: f"gain {k[1]:g}, lr {k[2]:g}")
-            axes[i, j].set_title(f"Fig. 1: {rule}, α = {a}", fontsize=9)
+            axes[i, j].set_title(f"Fig. 1: {describe('rule', rule)}, α = {a}", fontsize=9)
     return _save(fig, path)
 
 
@@ -85,9 +85,8 @@ def _fig3(summary: list[dict], path: Path) -> Path:
                     if got:
                         gains, mean, std, n = got
                         phase = "before" if "before" in col else "after"
-                        ax.errorbar(
-                            gains, mean, yerr=std, fmt=style, capsize=3, label=f"{rule} {phase} (n={n})"
-                        )
+                        ax.errorbar(gains, mean, yerr=std, fmt=style, capsize=3,
+                                    label=f"{describe('rule', rule)} {phase} (n={n})")
             ax.axhline(0, color="grey", lw=0.8)
             ax.axhline(math.log(a), color="grey", lw=0.8, ls=":")
             ax.set_xlabel("initial gain")
@@ -106,12 +105,11 @@ def _fig4(curves: list[dict], path: Path) -> Path:
     for i, g in enumerate(gains):
         for j, a in enumerate(ALPHAS):
             sub = [c for c in curves if c["rule"] == "eprop" and c["alpha"] == a and c["gain"] == g]
-            _curves(axes[i, j], sub, lambda k: f"{k[0]}, lr {k[2]:g}")
+            _curves(axes[i, j], sub, lambda k: f"{describe('flossing', k[0])}, lr {k[2]:g}")
             axes[i, j].set_title(f"Fig. 4: e-prop, gain {g:g}, α = {a}", fontsize=9)
     return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return Path(path)
+    return save(fig, path)
