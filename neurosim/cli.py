@@ -111,7 +111,7 @@ def train(
         raise InputError("--resume needs the --out of the run to continue")
     out = out or _default_out("train", task, rule, f"gain{gain[0]}", *([f"bits{bits}"] if bits else []))
     try:
-        with progress_bar("training") as advance:
+        with progress_bar("iteration", log_lines=True) as advance:
             run_dir, result = run_training(config, out, force=force, resume=resume,
                                            checkpoint_every=checkpoint_every, progress=advance)
     except KeyboardInterrupt:
@@ -120,7 +120,7 @@ def train(
     if result.resumed_from:
         typer.echo(f"resumed from the checkpoint at iteration {result.resumed_from} of "
                    f"{config.floss_iters + config.iters}")
-    summary_table(result.summary)
+    summary_table(result.summary, result.profile)
     typer.echo(f"run written to {run_dir}")
 
 
