@@ -50,13 +50,42 @@ def verify_spec(
 
 
 def cost(
-    profile: Annotated[str, Opt(help="a named profile or a TOML path")],
-    n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
+    profile: Annotated[list[str] | None, Opt(help="a named profile or a TOML path; repeat to compare "
+                                            "several [default: every shipped profile]")] = None,
+    n_hidden: Annotated[int, Opt(help="hidden units N; 64 as in training (export-spec's default N = 8 "
+                                      "keeps its golden files small)")] = 64,
+    csv: Annotated[Path | None, Opt(help="also write the comparison, one row per profile, as CSV "
+                                         "[default: none]")] = None,
+    force: Annotated[bool, Opt(help="replace an existing --csv file")] = False,
 ) -> None:
-    """Memory bits, operations per step and update, and an energy estimate (Horowitz 2014)."""
-    from hw_models.cost import cost_report
+    """Memory bits, operations per step and update, and an energy estimate (Horowitz 2014): one
+    profile in detail, or a Markdown table comparing several (naming each one's dominant memory)."""
+    from hw_models.cost import comparison, cost_report, cost_table_markdown
     from hw_models.spec.export import SpecError
+    from neurosim.results import write_csv
 
     if n_hidden < 1:
         raise SpecError(f"--n-hidden must be an integer >= 1, got {n_hidden}")
-    typer.echo(cost_report(profile, n_hidden))
+    if csv is not None:
+        _check_csv(csv, force)
+    if profile is not None and len(profile) == 1:
+        typer.echo(cost_report(profile[0], n_hidden))
+    else:
+        typer.echo(cost_table_markdown(n_hidden, profile))
+    if csv is not None:
+        from hw_models.profile import list_profiles
+
+        write_csv(csv, comparison(profile or list_profiles(), n_hidden))
+        typer.echo(f"comparison written to {csv}")
+
+
+def _check_csv(path: Path, force: bool) -> None:
+    """Refuse a --csv path that cannot become a new file before anything is computed."""
+    from neurosim.outputs import OutputError
+
+    if path.is_dir():
+        raise OutputError(f"--csv {path} is a directory; give a file path")
+    if path.exists() and not force:
+        raise OutputError(f"--csv {path} exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise OutputError(f"--csv {path}: the folder {path.parent} does not exist")
