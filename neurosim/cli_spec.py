@@ -16,11 +16,14 @@ Opt = typer.Option
 def export_spec(
     profile: Annotated[str, Opt(help="a named profile or a TOML path")],
     out: Annotated[Path, Opt(help="output directory")],
-    n_hidden: Annotated[int, Opt(help="hidden units N of the golden network")] = 8,
+    n_hidden: Annotated[int, Opt(help="hidden units N of the golden network; 8, not "
+                                      "train's and cost's 64, keeps the golden vectors small enough "
+                                      "to read and step through by hand")] = 8,
     task: Annotated[str, Opt(help="task of the golden trials: romo, 2af or dms")] = "romo",
     gain: Annotated[float, Opt(help="initial gain of W_h")] = 1.0,
     trials: Annotated[int, Opt(help="golden trials (batch 1, one update schedule each)")] = 2,
-    steps: Annotated[int | None, Opt(help="cut each trial to its first STEPS steps")] = None,
+    steps: Annotated[int | None, Opt(help="cut each trial to its first STEPS steps "
+                                             "[default: whole trials]")] = None,
     seed: Annotated[int, Opt(help="seed of the trials, the weights and the rounding draws")] = 0,
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
 ) -> None:
