@@ -83,12 +83,19 @@ def cost(
 
 
 def _check_csv(path: Path, force: bool) -> None:
-    """Refuse a --csv path that cannot become a new file before anything is computed."""
+    """Refuse a --csv path that cannot become a new plain file before anything is computed:
+    a folder, a device, a pipe or a link is never replaced (the write renames a new file over
+    the path), an existing file only with ``force``."""
+    import os
+
     from neurosim.outputs import OutputError
 
-    if path.is_dir():
-        raise OutputError(f"--csv {path} is a directory; give a file path")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OutputError(f"--csv {path} is not a plain file (a folder, device, pipe or link); "
+                          "give a new file path")
     if path.exists() and not force:
         raise OutputError(f"--csv {path} exists; pass --force to replace it")
     if not path.parent.is_dir():
         raise OutputError(f"--csv {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"--csv {path}: the folder {path.parent} cannot be written")

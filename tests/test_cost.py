@@ -175,3 +175,22 @@ def test_cost_compares_several_profiles_as_markdown_and_csv(tmp_path, capsys):
     assert code == 0
     with open(path) as fh:
         assert [r["profile"] for r in csv.DictReader(fh)] == list_profiles()
+
+
+def test_cost_csv_never_replaces_a_folder_device_pipe_or_link(tmp_path, capsys):
+    """The CSV is renamed over its path, so --force on a device (/dev/null) or a pipe would
+    replace it by a plain file: such paths are refused before anything is computed."""
+    import os
+
+    from cli_helpers import run_cli
+
+    target = tmp_path / "kept.csv"
+    target.write_text("user data\n")
+    link, pipe = tmp_path / "link.csv", tmp_path / "pipe"
+    link.symlink_to(target)
+    os.mkfifo(pipe)
+    for path in (tmp_path, link, pipe):
+        code, out, err = run_cli(["cost", "--n-hidden", "4", "--csv", str(path), "--force"], capsys)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (path, err)
+        assert "not a plain file" in err
+    assert pipe.is_fifo() and link.is_symlink() and target.read_text() == "user data\n"
