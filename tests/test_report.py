@@ -93,3 +93,15 @@ def test_saturations_and_wraps_are_named_by_the_profile_overflow_rule_and_summed
     assert "h 11, eps 4" in sat  # per signal, largest first
     float_row = next(ln for ln in sat.splitlines() if ln.strip().startswith("float-sgd"))
     assert float_row.count("—") == 2  # a float network has no overflows and no stalls
+
+
+def test_on_a_terminal_the_bar_shows_the_loss_and_stdout_gets_no_lines(monkeypatch, capsys):
+    from neurosim.report import progress_bar
+
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich takes stderr for a terminal
+    with progress_bar("iteration", log_lines=True) as advance:
+        advance(1, 4, {})
+        advance(4, 4, {"float-sgd": 0.0412, "fixed": 0.045})
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "loss 0.0412 (float-sgd), 0.045 (fixed)" in out.err
