@@ -225,21 +225,47 @@ def format_estimate(c: CostEstimate) -> str:
     return "\n".join(lines)
 
 
-def cost_table_markdown(n_hidden: int = 64) -> str:
-    """README table: one row per shipped profile (Romo sizes, batch 1)."""
-    rows = ["| profile | W / eps / h / acc bits | memory (kbit) | weights (kbit) | mults per step "
+def dominant_memory(mem: dict[str, int]) -> str:
+    """The largest memory group of :func:`memory_bits` (weights, accumulators, state, traces)."""
+    return max(GROUPS, key=lambda g: mem[g])
+
+
+def comparison(profiles: list[str | Profile], n_hidden: int = 64) -> list[dict]:
+    """One row per profile (Romo sizes, batch 1): word widths, memory by group and in total
+    (bits), the dominant memory group and its share of the total, multiplies per step and the
+    energies (pJ per step and update, nJ per trial). The rows of ``neurosim cost --csv``."""
+    rows = []
+    for prof in profiles:
+        p = prof if isinstance(prof, Profile) else load_profile(prof)
+        c, f = estimate(p, n_hidden), p.formats
+        mem = c.memory_bits
+        top = dominant_memory(mem)
+        rows.append({
+            "profile": p.name, "n_hidden": n_hidden, "W_bits": f.W_h.word, "eps_bits": f.eps.word,
+            "h_bits": f.h.word, "acc_bits": f.acc.word,
+            **{f"{k}_bits": v for k, v in mem.items()},
+            "dominant_memory": top, "dominant_share": round(mem[top] / mem["total"], 4),
+            "mults_per_step": sum(n for k, n in c.ops_per_step.items() if k.startswith("mult")),
+            "pj_per_step": c.energy_pj["per_step"], "pj_per_update": c.energy_pj["per_update"],
+            "nj_per_trial": round(c.energy_pj["per_trial"] / 1000, 6),
+        })
+    return rows
+
+
+def cost_table_markdown(n_hidden: int = 64, profiles: list[str | Profile] | None = None) -> str:
+    """A Markdown comparison of :func:`comparison`'s rows, one per profile (default: every
+    shipped profile), naming each profile's dominant memory."""
+    rows = ["| profile | W / eps / h / acc bits | memory (kbit) | dominant memory | mults per step "
             "| pJ per step | pJ per update | nJ per trial |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for name in list_profiles():
-        p = load_profile(name)
-        c = estimate(p, n_hidden)
-        f = p.formats
-        mults = sum(n for k, n in c.ops_per_step.items() if k.startswith("mult"))
+            "|---|---|---:|---|---:|---:|---:|---:|"]
+    for r in comparison(list_profiles() if profiles is None else profiles, n_hidden):
         rows.append(
-            f"| {name} | {f.W_h.word} / {f.eps.word} / {f.h.word} / {f.acc.word} "
-            f"| {c.memory_bits['total'] / 1000:,.1f} | {c.memory_bits['weights'] / 1000:,.1f} "
-            f"| {mults:,} | {c.energy_pj['per_step']:,.0f} | {c.energy_pj['per_update']:,.0f} "
-            f"| {c.energy_pj['per_trial'] / 1000:,.1f} |")
+            f"| {r['profile']} | {r['W_bits']} / {r['eps_bits']} / {r['h_bits']} / {r['acc_bits']} "
+            f"| {r['total_bits'] / 1000:,.1f} | {r['dominant_memory']} ({r['dominant_share']:.0%}) "
+            f"| {r['mults_per_step']:,} | {r['pj_per_step']:,.0f} | {r['pj_per_update']:,.0f} "
+            f"| {r['nj_per_trial']:,.1f} |")
     rows.append(f"\nN = {n_hidden} hidden units, Romo (1 input, 2 outputs, {ROMO_STEPS} steps), "
-                "batch 1; energies from Horowitz (ISSCC 2014, 45 nm), see hw_models/cost.py.")
+                "batch 1; memory in kbit (1000 bits); the dominant memory is the largest group "
+                "(weights, accumulators, state, traces) and its share of the total; energies from "
+                "Horowitz (ISSCC 2014, 45 nm), see hw_models/cost.py.")
     return "\n".join(rows)

@@ -155,11 +155,19 @@ class Profile:
     def to_toml(self) -> str:
         """The profile as TOML text that :func:`load_profile` reads back."""
         d = self.to_dict()
-        lines = [f"# precision profile {self.name}"]
+        lines = [f"# precision profile {self.name}", *NOTATION]
         lines += [f"{k} = {_toml_value(d[k])}" for k in _TOP]
         for table in TABLES:
             lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()]
         return "\n".join(lines) + "\n"
+
+
+NOTATION = (  # the comment that opens ``profiles show``: how to read the [formats] table
+    "# formats: sW.F is a signed (two's complement) W-bit word with F fractional bits, value =",
+    "#   code * 2^-F: s8.6 holds codes -128..127, steps of 2^-6, values -2 .. 1.984375;",
+    "#   uW.F is unsigned: codes 0 .. 2^W - 1, values 0 .. (2^W - 1) * 2^-F",
+    "# copy this text to a file, edit it, and pass the file's path to --profile",
+)
 
 
 def _toml_value(v) -> str:

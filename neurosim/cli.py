@@ -26,6 +26,7 @@ from neurosim.errors import InputError, Interrupted
 from neurosim.report import gap_lines, progress_bar, summary_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,  # help texts are plain: "[default: ...]" is not a style tag
                   help="neurosim: initial gain, gradient flossing and e-prop, in float and fixed point.")
 
 app.add_typer(profiles_app, name="profiles")
@@ -67,14 +68,19 @@ def train(
     feedback: Annotated[str, Opt(help="e-prop feedback: symmetric or random")] = "symmetric",
     dt: Annotated[float, Opt(help="time step (units of tau)")] = 0.5,
     tau: Annotated[float, Opt(help="membrane time constant")] = 1.0,
-    bits: Annotated[int | None, Opt(help="fixed point: weight/trace word bits (derives a profile)")] = None,
-    profile: Annotated[str | None, Opt(help="fixed point: a named profile or a TOML path")] = None,
-    trace_bits: Annotated[int | None, Opt(help="override: trace word bits")] = None,
-    state_bits: Annotated[int | None, Opt(help="override: state word bits")] = None,
-    rounding: Annotated[str | None, Opt(help="override: weight-update rounding mode")] = None,
-    lr_shift: Annotated[int | None, Opt(help="override: learning rate 2^-shift")] = None,
+    bits: Annotated[int | None, Opt(help="fixed point: weight/trace word bits (derives a profile) "
+                                           "[default: none: float only, unless --profile]")] = None,
+    profile: Annotated[str | None, Opt(help="fixed point: a named profile or a TOML path "
+                                              "[default: none: float only, unless --bits]")] = None,
+    trace_bits: Annotated[int | None, Opt(help="override: trace word bits [default: the profile's]")] = None,
+    state_bits: Annotated[int | None, Opt(help="override: state word bits [default: the profile's]")] = None,
+    rounding: Annotated[str | None, Opt(help="override: weight-update rounding mode "
+                                             "[default: the profile's]")] = None,
+    lr_shift: Annotated[int | None, Opt(help="override: learning rate 2^-shift "
+                                             "[default: the profile's]")] = None,
     accumulator: Annotated[str | None, Opt(help="override: after an update the accumulator is "
-                                                "cleared (clear) or keeps the remainder (carry)")] = None,
+                                                "cleared (clear) or keeps the remainder (carry) "
+                                                "[default: the profile's]")] = None,
     floss_iters: Annotated[int, Opt(help="gradient-flossing iterations before training (paper: 100)")] = 0,
     floss_k: Annotated[int, Opt(help="Lyapunov exponents flossed")] = 1,
     floss_variant: Annotated[str, Opt(help="flossing gradient: local or bptt")] = "local",
@@ -88,7 +94,7 @@ def train(
                                         help="fixed point: also train float e-prop with Adam at lr 3e-4, "
                                              "the paper's reference")] = True,
     threads: Annotated[int, Opt(help="torch intra-op threads (more pay off for large ensembles)")] = 1,
-    out: Annotated[Path | None, Opt(help="run directory (default runs/<time>-train-...)")] = None,
+    out: Annotated[Path | None, Opt(help="run directory [default: runs/<time>-train-...]")] = None,
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
     resume: Annotated[bool, Opt(help="continue a killed run of the same --out from its checkpoint")] = False,
     checkpoint_every: Annotated[int, Opt(help="iterations between checkpoints")] = 200,
@@ -115,7 +121,7 @@ def train(
         raise InputError("--resume needs the --out of the run to continue")
     out = out or _default_out("train", task, rule, f"gain{gain[0]}", *([f"bits{bits}"] if bits else []))
     try:
-        with progress_bar("training") as advance:
+        with progress_bar("iteration", log_lines=True) as advance:
             run_dir, result = run_training(config, out, force=force, resume=resume,
                                            checkpoint_every=checkpoint_every, progress=advance)
     except KeyboardInterrupt:
@@ -124,7 +130,7 @@ def train(
     if result.resumed_from:
         typer.echo(f"resumed from the checkpoint at iteration {result.resumed_from} of "
                    f"{config.floss_iters + config.iters}")
-    summary_table(result.summary)
+    summary_table(result.summary, result.profile)
     for line in gap_lines(result.summary):
         typer.echo(line)
     typer.echo(f"run written to {run_dir}")

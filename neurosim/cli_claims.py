@@ -12,7 +12,7 @@ Opt = typer.Option
 
 
 def claims(
-    out: Annotated[Path | None, Opt(help="folder of the claims sweeps (default runs/claims)")] = None,
+    out: Annotated[Path | None, Opt(help="folder of the claims sweeps [default: runs/claims]")] = None,
     quick: Annotated[bool, Opt(help="a CI-sized version (each sweep's quick table); not evidence")] = False,
     tables_only: Annotated[
         bool, Opt(help="train nothing: tables from the cells finished under --out")

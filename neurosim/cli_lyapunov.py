@@ -23,7 +23,7 @@ def lyapunov(
     le_warmup: Annotated[int | None, Opt(help="steps left out of the average [default: 0; for a run "
                                              "directory, the run's own, else recomputed from its "
                                              "params]")] = None,
-    plot: Annotated[Path | None, Opt(help="write the figure here (PNG)")] = None,
+    plot: Annotated[Path | None, Opt(help="write the figure here (PNG) [default: no figure]")] = None,
 ) -> None:
     """Max LE vs gain: before/after training for a run directory, or at init for --gain."""
     from neurosim.config import TrainConfig

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-profiles_app = typer.Typer(help="Precision profiles: list them, or show one as TOML.",
+profiles_app = typer.Typer(help="Precision profiles: list them, or show one as TOML.", rich_markup_mode=None,
                            invoke_without_command=True)
 
 

@@ -16,11 +16,14 @@ Opt = typer.Option
 def export_spec(
     profile: Annotated[str, Opt(help="a named profile or a TOML path")],
     out: Annotated[Path, Opt(help="output directory")],
-    n_hidden: Annotated[int, Opt(help="hidden units N of the golden network")] = 8,
+    n_hidden: Annotated[int, Opt(help="hidden units N of the golden network; 8, not "
+                                      "train's and cost's 64, keeps the golden vectors small enough "
+                                      "to read and step through by hand")] = 8,
     task: Annotated[str, Opt(help="task of the golden trials: romo, 2af or dms")] = "romo",
     gain: Annotated[float, Opt(help="initial gain of W_h")] = 1.0,
     trials: Annotated[int, Opt(help="golden trials (batch 1, one update schedule each)")] = 2,
-    steps: Annotated[int | None, Opt(help="cut each trial to its first STEPS steps")] = None,
+    steps: Annotated[int | None, Opt(help="cut each trial to its first STEPS steps "
+                                             "[default: whole trials]")] = None,
     seed: Annotated[int, Opt(help="seed of the trials, the weights and the rounding draws")] = 0,
     force: Annotated[bool, Opt(help="replace a non-empty --out")] = False,
 ) -> None:
@@ -50,13 +53,49 @@ def verify_spec(
 
 
 def cost(
-    profile: Annotated[str, Opt(help="a named profile or a TOML path")],
-    n_hidden: Annotated[int, Opt(help="hidden units N")] = 64,
+    profile: Annotated[list[str] | None, Opt(help="a named profile or a TOML path; repeat to compare "
+                                            "several [default: every shipped profile]")] = None,
+    n_hidden: Annotated[int, Opt(help="hidden units N; 64 as in training (export-spec's default N = 8 "
+                                      "keeps its golden files small)")] = 64,
+    csv: Annotated[Path | None, Opt(help="also write the comparison, one row per profile, as CSV "
+                                         "[default: none]")] = None,
+    force: Annotated[bool, Opt(help="replace an existing --csv file")] = False,
 ) -> None:
-    """Memory bits, operations per step and update, and an energy estimate (Horowitz 2014)."""
-    from hw_models.cost import cost_report
+    """Memory bits, operations per step and update, and an energy estimate (Horowitz 2014): one
+    profile in detail, or a Markdown table comparing several (naming each one's dominant memory)."""
+    from hw_models.cost import comparison, cost_report, cost_table_markdown
     from hw_models.spec.export import SpecError
+    from neurosim.results import write_csv
 
     if n_hidden < 1:
         raise SpecError(f"--n-hidden must be an integer >= 1, got {n_hidden}")
-    typer.echo(cost_report(profile, n_hidden))
+    if csv is not None:
+        _check_csv(csv, force)
+    if profile is not None and len(profile) == 1:
+        typer.echo(cost_report(profile[0], n_hidden))
+    else:
+        typer.echo(cost_table_markdown(n_hidden, profile))
+    if csv is not None:
+        from hw_models.profile import list_profiles
+
+        write_csv(csv, comparison(profile or list_profiles(), n_hidden))
+        typer.echo(f"comparison written to {csv}")
+
+
+def _check_csv(path: Path, force: bool) -> None:
+    """Refuse a --csv path that cannot become a new plain file before anything is computed:
+    a folder, a device, a pipe or a link is never replaced (the write renames a new file over
+    the path), an existing file only with ``force``."""
+    import os
+
+    from neurosim.outputs import OutputError
+
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OutputError(f"--csv {path} is not a plain file (a folder, device, pipe or link); "
+                          "give a new file path")
+    if path.exists() and not force:
+        raise OutputError(f"--csv {path} exists; pass --force to replace it")
+    if not path.parent.is_dir():
+        raise OutputError(f"--csv {path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"--csv {path}: the folder {path.parent} cannot be written")

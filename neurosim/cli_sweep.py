@@ -21,7 +21,8 @@ from neurosim.report import progress_bar
 
 Opt = typer.Option
 Executor = Annotated[str, Opt(help="local (worker processes), dask (--scheduler) or serial (this process)")]
-Scheduler = Annotated[str | None, Opt(help="Dask scheduler address, e.g. tcp://10.0.0.1:8786")]
+Scheduler = Annotated[str | None, Opt(help="Dask scheduler address, e.g. tcp://10.0.0.1:8786 "
+                                         "[default: none; --executor dask needs one]")]
 Workers = Annotated[int, Opt(help="local worker processes (one torch thread each)")]
 Resume = Annotated[bool, Opt("--resume/--no-resume", help="continue --out, skipping finished cells")]
 Force = Annotated[bool, Opt(help="with --no-resume: replace a non-empty --out")]
@@ -29,10 +30,12 @@ Force = Annotated[bool, Opt(help="with --no-resume: replace a non-empty --out")]
 
 def sweep(
     config: Annotated[Path | None, typer.Argument(help="sweep file (TOML)")] = None,
-    grid: Annotated[list[str] | None, Opt("--grid", help="KEY=V1,V2,…: a grid axis (repeat)")] = None,
-    set_: Annotated[list[str] | None, Opt("--set", help="KEY=VALUE: a fixed value (repeat)")] = None,
+    grid: Annotated[list[str] | None, Opt("--grid", help="KEY=V1,V2,…: a grid axis (repeat) "
+                                                            "[default: the file's grid]")] = None,
+    set_: Annotated[list[str] | None, Opt("--set", help="KEY=VALUE: a fixed value (repeat) "
+                                                           "[default: the file's values]")] = None,
     quick: Annotated[bool, Opt(help="apply the quick table of the file")] = False,
-    out: Annotated[Path | None, Opt(help="sweep directory (default runs/sweep-NAME)")] = None,
+    out: Annotated[Path | None, Opt(help="sweep directory [default: runs/sweep-NAME]")] = None,
     executor: Executor = "local",
     scheduler: Scheduler = None,
     workers: Workers = 2,
@@ -87,7 +90,7 @@ def plot(
 def reproduce(
     name: Annotated[str, typer.Argument(help="fig1, fig2, … (neurosim/experiments/NAME.toml) or a path")],
     quick: Annotated[bool, Opt(help="a small CI-sized version (the quick table of the file)")] = False,
-    out: Annotated[Path | None, Opt(help="sweep directory (default runs/reproduce-NAME)")] = None,
+    out: Annotated[Path | None, Opt(help="sweep directory [default: runs/reproduce-NAME]")] = None,
     executor: Executor = "local",
     scheduler: Scheduler = None,
     workers: Workers = 2,

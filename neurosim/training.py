@@ -38,7 +38,7 @@ from neurosim.resources import check_run
 from neurosim.results import profile_change
 from neurosim.tasks import BatchStream, get_task
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int, dict[str, float]], None]  # (done, total, latest loss per backend)
 PROBE_SEED_OFFSET = 7_919  # the probe batch's stream is apart from the training stream
 EXPLODED = 1e3  # a loss this many times the network's first loss counts as diverged
 
@@ -102,6 +102,12 @@ class _Tracker:
 
     def final_loss(self) -> Tensor:
         return torch.stack(self.recent).mean(0)
+
+    def latest_loss(self) -> float | None:
+        """Mean loss of the last task iteration over the networks not diverged (None before
+        the first one, or when all diverged); read only, for progress lines."""
+        kept = self.recent[-1][~self.diverged] if self.recent else self.diverged[:0]
+        return float(kept.mean()) if kept.numel() else None
 
 
 class _Run:
@@ -333,9 +339,11 @@ def train(
 ) -> RunResult:
     """Train the ensemble of ``config`` with every backend it names; see module docstring.
 
-    With ``checkpoint``, the run state is saved there (atomically) every ``checkpoint_every``
-    iterations, and a run that finds a checkpoint continues from it: a killed run resumed
-    this way ends bit for bit as an uninterrupted one.
+    ``progress(done, total, loss)`` is called after every iteration (flossing ones included)
+    with, per backend name, the mean loss of its latest task iteration over the networks not
+    diverged (empty while flossing). With ``checkpoint``, the run state is saved there
+    (atomically) every ``checkpoint_every`` iterations, and a run that finds a checkpoint
+    continues from it: a killed run resumed this way ends bit for bit as an uninterrupted one.
     """
     if not isinstance(checkpoint_every, int) or checkpoint_every <= 0:
         raise ConfigError(f"checkpoint_every must be a positive integer, got {checkpoint_every}")
@@ -353,7 +361,8 @@ def train(
             while run.done < run.total:
                 run.iteration()
                 if progress:
-                    progress(run.done, run.total)
+                    latest = {k: t.latest_loss() for k, t in run.trackers.items()}
+                    progress(run.done, run.total, {k: v for k, v in latest.items() if v is not None})
                 if checkpoint is not None and run.done < run.total and (
                         run.done % checkpoint_every == 0 or interrupted()):
                     save()

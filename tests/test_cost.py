@@ -9,8 +9,10 @@ import pytest
 
 from hw_models.cost import (
     add_pj,
+    comparison,
     cost_report,
     cost_table_markdown,
+    dominant_memory,
     estimate,
     mult_pj,
     sram_pj_per_bit,
@@ -136,3 +138,59 @@ def _net_of(spec: dict):
 
     n = spec["network"]
     return Network(load_profile("loihi-like"), n["n_hidden"], n["n_in"], n["n_out"], n["batch"], n["alpha"])
+
+
+def test_dominant_memory_is_the_largest_group():
+    assert dominant_memory({"weights": 5, "accumulators": 3, "state": 9, "traces": 1, "total": 18}) == "state"
+    for row in comparison(["int16", "loihi-like"], 16):
+        mem = estimate(load_profile(row["profile"]), 16).memory_bits
+        groups = {g: mem[g] for g in ("weights", "accumulators", "state", "traces")}
+        assert row["dominant_memory"] == max(groups, key=groups.get)
+        assert row["dominant_share"] == pytest.approx(max(groups.values()) / sum(groups.values()), abs=1e-4)
+        assert row["total_bits"] == sum(groups.values())
+
+
+def test_cost_compares_several_profiles_as_markdown_and_csv(tmp_path, capsys):
+    import csv
+
+    from cli_helpers import run_cli
+
+    path = tmp_path / "cost.csv"
+    code, out, err = run_cli(["cost", "--profile", "loihi-like", "--profile", "int16", "--n-hidden", "16",
+                              "--csv", str(path)], capsys)
+    assert code == 0 and err == "", err
+    rows = [ln.split("|")[1:-1] for ln in out.splitlines() if ln.startswith("| ") and "profile" not in ln]
+    assert [r[0].strip() for r in rows] == ["loihi-like", "int16"]
+    with open(path) as fh:
+        written = list(csv.DictReader(fh))
+    expected = comparison(["loihi-like", "int16"], 16)
+    assert [r["profile"] for r in written] == ["loihi-like", "int16"]
+    for got, want, md in zip(written, expected, rows, strict=True):
+        assert int(got["total_bits"]) == want["total_bits"]
+        assert got["dominant_memory"] == want["dominant_memory"]
+        assert md[3].strip().startswith(want["dominant_memory"])
+    code, _, err = run_cli(["cost", "--n-hidden", "16", "--csv", str(path)], capsys)  # exists, no --force
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    code, out, _ = run_cli(["cost", "--n-hidden", "16", "--csv", str(path), "--force"], capsys)
+    assert code == 0
+    with open(path) as fh:
+        assert [r["profile"] for r in csv.DictReader(fh)] == list_profiles()
+
+
+def test_cost_csv_never_replaces_a_folder_device_pipe_or_link(tmp_path, capsys):
+    """The CSV is renamed over its path, so --force on a device (/dev/null) or a pipe would
+    replace it by a plain file: such paths are refused before anything is computed."""
+    import os
+
+    from cli_helpers import run_cli
+
+    target = tmp_path / "kept.csv"
+    target.write_text("user data\n")
+    link, pipe = tmp_path / "link.csv", tmp_path / "pipe"
+    link.symlink_to(target)
+    os.mkfifo(pipe)
+    for path in (tmp_path, link, pipe):
+        code, out, err = run_cli(["cost", "--n-hidden", "4", "--csv", str(path), "--force"], capsys)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, (path, err)
+        assert "not a plain file" in err
+    assert pipe.is_fifo() and link.is_symlink() and target.read_text() == "user data\n"

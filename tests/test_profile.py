@@ -147,3 +147,22 @@ def test_headroom_widens_the_initial_range_by_its_bits():
     top = {room: float(c.abs().max()) for room, c in codes.items()}
     assert 32 <= top[1] <= 64  # the least s with 2·max|W| <= 127 codes: max|W| in (31.75, 63.5] codes
     assert top[3] == pytest.approx(top[1] / 4, abs=1)  # two more bits: a quarter of the codes
+
+
+def test_profiles_show_opens_with_the_format_notation_and_its_example_is_right(tmp_path, capsys):
+    import re
+
+    from cli_helpers import run_cli
+
+    code, text, _ = run_cli(["profiles", "show", "int8-stochastic"], capsys)
+    assert code == 0
+    head = [ln for ln in text.splitlines() if ln.startswith("#")]
+    assert text.startswith("#") and "sW.F" in head[1] and "uW.F" in head[3]
+    m = re.search(r"(s\d+\.\d+) holds codes (-?\d+)\.\.(\d+), steps of 2\^-(\d+), values (\S+) \.\. (\S+);",
+                  "\n".join(head))
+    fmt = QFormat.parse(m[1])
+    assert (int(m[2]), int(m[3]), int(m[4])) == (fmt.min_code, fmt.max_code, fmt.frac)
+    assert (float(m[5]), float(m[6])) == (fmt.min_code * fmt.lsb, fmt.max_code * fmt.lsb)
+    path = tmp_path / "copy.toml"
+    path.write_text(text)
+    assert load_profile(str(path)).formats == load_profile("int8-stochastic").formats  # comments load
