@@ -30,11 +30,14 @@ def log_step(total: int, lines: int = LOG_LINES) -> int:
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= need)
 
 
+SHORT = {"float-adam": "Adam", "float-sgd": "SGD"}  # backend names in an 80-column log line
+
+
 def loss_text(loss: dict[str, float] | None) -> str:
-    """``loss 0.0412 (float-sgd), 0.0450 (fixed)``; ``flossing`` before any task loss."""
+    """``loss 0.0412 (SGD), 0.0450 (fixed)``; ``flossing`` before any task loss."""
     if not loss:
         return "flossing"
-    return "loss " + ", ".join(f"{v:.4g} ({k})" for k, v in loss.items())
+    return "loss " + ", ".join(f"{v:.4g} ({SHORT.get(k, k)})" for k, v in loss.items())
 
 
 @contextmanager
@@ -159,13 +162,13 @@ def gap_lines(summary: list[dict]) -> list[str]:
     lines = []
     if means.get("fixed") and means.get("float-sgd"):
         ratio = means["fixed"] / means["float-sgd"]
-        lines.append(f"fixed point vs float SGD (precision alone): {ratio:.2f}x the final loss")
+        lines.append(f"fixed point / float SGD (precision alone): {ratio:.2f}x the final loss")
     if means.get("float-sgd") and means.get("float-adam"):
-        lines.append(f"float SGD vs float Adam (the optimiser: the chip's SGD vs the paper's Adam): "
-                     f"{means['float-sgd'] / means['float-adam']:.2f}x the final loss")
+        ratio = means["float-sgd"] / means["float-adam"]
+        lines.append(f"float SGD / float Adam (the optimiser): {ratio:.2f}x the final loss")
     names = {"float-adam": "float Adam", "float-sgd": "float SGD", "fixed": "the fixed-point engine"}
     for b, n in diverged.items():
         if n:
             total = sum(1 for r in summary if r["backend"] == b)
-            lines.append(f"warning: {names[b]} diverged in {n} of {total} networks (left out of its mean)")
+            lines.append(f"warning: {names[b]} diverged in {n} of {total} networks (not in its mean)")
     return lines

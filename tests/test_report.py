@@ -13,7 +13,7 @@ from neurosim.report import LOG_LINES, log_step, summary_table
 
 FIXED = ["--profile", "int8-stochastic", "--iters", "40", "--seeds", "2", "--n-hidden", "8",
          "--batch", "4", "--log-every", "1"]
-LINE = re.compile(r"^iteration (\d+)/40  loss (\S+) \(float-sgd\), (\S+) \(fixed\)$")
+LINE = re.compile(r"^iteration (\d+)/40  loss (\S+) \(Adam\), (\S+) \(SGD\), (\S+) \(fixed\)$")
 
 
 @pytest.mark.parametrize("total", [1, 4, 40, 199, 200, 2000, 2100, 10000, 10100, 123457])
@@ -35,7 +35,7 @@ def test_without_a_terminal_train_logs_the_loss_every_k_iterations(tmp_path, cap
     # the last line's loss is the mean over the networks of each backend's last curve row
     with open(out / "curves.csv") as fh:
         last = [r for r in csv.DictReader(fh) if r["phase"] == "train" and r["iteration"] == "39"]
-    for backend, shown in (("float-sgd", hits[-1][2]), ("fixed", hits[-1][3])):
+    for backend, shown in (("float-adam", hits[-1][2]), ("float-sgd", hits[-1][3]), ("fixed", hits[-1][4])):
         losses = [float(r["loss"]) for r in last if r["backend"] == backend]
         assert len(losses) == 2
         assert float(shown) == pytest.approx(sum(losses) / 2, rel=1e-3)  # printed to 4 digits
@@ -104,4 +104,4 @@ def test_on_a_terminal_the_bar_shows_the_loss_and_stdout_gets_no_lines(monkeypat
         advance(4, 4, {"float-sgd": 0.0412, "fixed": 0.045})
     out = capsys.readouterr()
     assert out.out == ""
-    assert "loss 0.0412 (float-sgd), 0.045 (fixed)" in out.err
+    assert "loss 0.0412 (SGD), 0.045 (fixed)" in out.err
