@@ -70,23 +70,21 @@ def _fig3(summary: list[dict], path: Path) -> Path:
     for i, (suffix, name) in enumerate(conventions):
         for j, a in enumerate(ALPHAS):
             ax = axes[i, j]
-            for rule in ("bptt", "eprop"):
-                sub = [
-                    r
-                    for r in summary
-                    if r["alpha"] == a
-                    and r["rule"] == rule
-                    and r["flossing"] == "off"
-                    and r.get("best_lr")
-                    and r["optimizer"] == "adam"
-                ]
-                for col, style in ((f"le_before{suffix}", "o--"), (f"le_after{suffix}", "s-")):
-                    got = by_gain(sub, col)
-                    if got:
-                        gains, mean, std, n = got
-                        phase = "before" if "before" in col else "after"
-                        ax.errorbar(gains, mean, yerr=std, fmt=style, capsize=3,
-                                    label=f"{describe('rule', rule)} {phase} (n={n})")
+            picked = [r for r in summary if r["alpha"] == a and r["flossing"] == "off"
+                      and r.get("best_lr") and r["optimizer"] == "adam"]
+            # both rules start from the same networks: "before" is drawn once, each network once
+            initial = list({(r["gain"], r["seed"]): r for r in picked}.values())
+            got = by_gain(initial, f"le_before{suffix}")
+            if got:
+                gains, mean, std, n = got
+                ax.errorbar(gains, mean, yerr=std, fmt="o--", color="0.35", capsize=3,
+                            label=f"before training, both rules (n={n})")
+            for color, rule in (("C0", "bptt"), ("C3", "eprop")):
+                got = by_gain([r for r in picked if r["rule"] == rule], f"le_after{suffix}")
+                if got:
+                    gains, mean, std, n = got
+                    ax.errorbar(gains, mean, yerr=std, fmt="s-", color=color, capsize=3,
+                                label=f"{describe('rule', rule)} after training (n={n})")
             ax.axhline(0, color="grey", lw=0.8)
             ax.axhline(math.log(a), color="grey", lw=0.8, ls=":")
             ax.set_xlabel("initial gain")
