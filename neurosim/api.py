@@ -10,7 +10,7 @@ from neurosim.grid import experiment_path, load_sweep
 from neurosim.outputs import OutputError, claim_output
 from neurosim.plots import describe, plot_learning_curves
 from neurosim.plots_sweep import plot_results
-from neurosim.results import checkpoint_path, load_run, profile_change, write_run
+from neurosim.results import checkpoint_path, load_run, refuse_profile_change, write_run
 from neurosim.sweep import SweepResult, run_sweep
 from neurosim.training import Progress, RunResult, train
 
@@ -59,10 +59,7 @@ def _completed(out: Path, config: TrainConfig) -> RunResult:
         raise ConfigError(f"{out}/config.json is damaged: {err}") from None
     if not same:
         raise ConfigError(f"{out} holds a run of a different configuration")
-    change = profile_change(done.get("profile"), _profile(config))
-    if change:
-        raise ConfigError(f"the precision profile changed since {out} was trained ({change}); restore "
-                          "it, or rerun without --resume")
+    refuse_profile_change(done.get("profile"), _profile(config), str(out), "rerun without --resume")
     return RunResult(config, done["curves"], done["summary"], profile=done.get("profile"))
 
 

@@ -58,6 +58,10 @@ def _protected(resolved: Path) -> str | None:
     return None
 
 
+def _written_by_neurosim(folder: Path) -> bool:
+    return any((folder / m).exists() for m in OUTPUT_MARKERS)
+
+
 def check_output(out: str | Path, *, force: bool = False, existing_ok: bool = False) -> Path:
     """Refuse an unusable output folder (see the module docstring); return ``out`` as a Path.
 
@@ -77,7 +81,7 @@ def check_output(out: str | Path, *, force: bool = False, existing_ok: bool = Fa
     if out.is_dir() and not existing_ok and any(out.iterdir()):
         if not force:
             raise OutputError(f"output {out} exists and is not empty (use --force to replace it)")
-        if not any((out / m).exists() for m in OUTPUT_MARKERS):
+        if not _written_by_neurosim(out):
             raise OutputError(f"output {out} holds files neurosim did not write; --force replaces only a "
                               "neurosim output folder: remove it yourself or choose another --out")
     _probe(resolved)
@@ -92,7 +96,7 @@ def remove_output(out: Path) -> None:
     why = _protected(out.resolve())
     if why or out.is_symlink() or not out.is_dir():
         raise OutputError(f"refusing to delete {out}: {why or 'not a folder'}")
-    if any(out.iterdir()) and not any((out / m).exists() for m in OUTPUT_MARKERS):
+    if any(out.iterdir()) and not _written_by_neurosim(out):
         raise OutputError(f"refusing to delete {out}: it holds files neurosim did not write")
     shutil.rmtree(out)
 

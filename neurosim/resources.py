@@ -80,11 +80,16 @@ def task_shape(task: str, dt: float) -> tuple[int, int, int]:
 
 def check_run(config: TrainConfig, *, memory: bool = True) -> None:
     """Every check a run makes before any work, in one place: ``train`` runs it, and a sweep runs
-    it for every cell when it loads (``memory=False``: a Dask worker may have more memory) and
-    again before training on this machine (``memory=True``). Raises an InputError subclass."""
+    it for every cell when it loads (``memory=False``: a Dask worker may have more memory), then
+    :func:`check_run_memory` before training on this machine. Raises an InputError subclass."""
     n_steps, n_in, n_out = task_shape(config.task, config.dt / config.tau)
     check_trial(config, n_steps)
     if config.fixed_point:
         check_fixed_point(config, n_in, n_out)
     if memory:
         check_memory(config, n_steps, n_in, n_out)
+
+
+def check_run_memory(config: TrainConfig) -> None:
+    """The memory guard of :func:`check_run` alone (a sweep's cells passed the rest on load)."""
+    check_memory(config, *task_shape(config.task, config.dt / config.tau))

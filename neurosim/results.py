@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from neurosim.config import ConfigError
 from neurosim.errors import FileFormatError
 from neurosim.model import Params
 from neurosim.outputs import OutputError, atomic_dir, atomic_write
@@ -153,6 +154,15 @@ def profile_change(stored: dict | None, current: dict | None) -> str | None:
         elif a != b:
             return f"{table} was {a!r}, now {b!r}"
     return "the profile differs"
+
+
+def refuse_profile_change(stored: dict | None, current: dict | None, what: str, remedy: str) -> None:
+    """Raise :class:`~neurosim.config.ConfigError` naming the first difference when ``what``
+    (a checkpoint, a run, a sweep cell) was trained with another profile than ``current``."""
+    change = profile_change(stored, current)
+    if change:
+        raise ConfigError(f"the precision profile changed since {what} was trained ({change}); "
+                          f"restore it, or {remedy}")
 
 
 def load_run(path: Path) -> dict:

@@ -44,14 +44,14 @@ from pathlib import Path
 from neurosim.config import TrainConfig
 from neurosim.executors import open_executor
 from neurosim.fixed_backend import resolve_profile
-from neurosim.grid import Cell, SweepError, SweepSpec, label_text, load_sweep
+from neurosim.grid import Cell, SweepSpec, label_text, load_sweep
 from neurosim.outputs import OutputError, claim_output, remove_output
-from neurosim.resources import check_run
+from neurosim.resources import check_run_memory
 from neurosim.results import (
     checkpoint_path,
-    profile_change,
     read_csv,
     read_json,
+    refuse_profile_change,
     versions,
     write_csv,
     write_json,
@@ -130,7 +130,7 @@ def run_sweep(grid_config: SweepSpec | Path | str, out: Path, *, executor: str =
     spec = grid_config if isinstance(grid_config, SweepSpec) else load_sweep(grid_config)
     if executor != "dask":  # the cells train here: the same memory guard as train
         for cell in spec.cells:
-            check_run(cell.config, memory=True)
+            check_run_memory(cell.config)
     with claim_output(out, force=force and not resume, existing_ok=resume) as out:
         if resume and out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
             raise OutputError(f"output {out} is not a sweep directory; choose another --out, or replace "
@@ -255,7 +255,8 @@ def _remove_stale_temporaries(out: Path) -> None:
 class _StatusLog:
     """``manifest.json`` (the grid and every cell, written when the sweep starts and when it
     ends) and ``status.jsonl`` (one line appended per finished or failed cell), so the cost of
-    recording a cell does not grow with the grid. A reader merges the two (:func:`cell_status`)."""
+    recording a cell does not grow with the grid; the log is for following a running (or
+    killed) sweep, the manifest the record of a finished one."""
 
     def __init__(self, out: Path, spec: SweepSpec, outcomes: dict[str, CellOutcome], executor: dict):
         self.out, self.spec, self.executor = out, spec, executor
@@ -287,23 +288,6 @@ def _status_fields(o: CellOutcome | None) -> dict:
             "error": o.error if o and o.error else None}
 
 
-def cell_status(out: Path) -> dict[str, dict]:
-    """{cell id: status fields} of a sweep directory: the manifest, updated by ``status.jsonl``
-    (a sweep still running or killed; a torn last line of a killed write is skipped)."""
-    manifest = read_json(Path(out) / "manifest.json", "sweep manifest")
-    status = {c["id"]: {k: c.get(k) for k in ("status", "seconds", "worker", "error")}
-              for c in manifest.get("cells", [])}
-    log = Path(out) / "status.jsonl"
-    if log.is_file():
-        for line in log.read_text(errors="replace").splitlines():
-            try:
-                entry = json.loads(line)
-                status[entry.pop("id")] = entry
-            except (ValueError, KeyError, AttributeError):
-                continue
-    return status
-
-
 def _refuse_changed_profiles(spec: SweepSpec, cells_dir: Path) -> None:
     """A finished or checkpointed fixed-point cell trained with a profile that has changed since
     (an edited TOML file) is refused: resuming would mix two profiles' results."""
@@ -321,7 +305,5 @@ def _refuse_changed_profiles(spec: SweepSpec, cells_dir: Path) -> None:
                 continue  # moved aside and retrained by train_cell
         else:
             continue
-        change = profile_change(stored, resolve_profile(cell.config).to_dict())
-        if change:
-            raise SweepError(f"cell {cell.id} was trained with a precision profile that has changed since "
-                             f"({change}); restore the profile, or start over (--no-resume --force)")
+        refuse_profile_change(stored, resolve_profile(cell.config).to_dict(), f"cell {cell.id}",
+                              "start over (--no-resume --force)")

@@ -35,7 +35,7 @@ from neurosim.lyapunov import finite_trajectory, max_lyapunov
 from neurosim.model import Params, alpha_from, init_params
 from neurosim.outputs import atomic_write
 from neurosim.resources import check_run
-from neurosim.results import profile_change
+from neurosim.results import refuse_profile_change
 from neurosim.tasks import BatchStream, get_task
 
 Progress = Callable[[int, int, dict[str, float]], None]  # (done, total, latest loss per backend)
@@ -230,10 +230,8 @@ class _Run:
         if _plain(state["config"]) != _plain(self.config.to_dict()):
             raise ConfigError(f"the checkpoint {where} belongs to a different configuration; "
                               "rerun without --resume")
-        change = profile_change(state.get("profile"), self.profile)
-        if change:
-            raise ConfigError(f"the precision profile changed since the checkpoint {where} was written "
-                              f"({change}); restore it, or rerun without --resume")
+        refuse_profile_change(state.get("profile"), self.profile, f"the checkpoint {where}",
+                              "rerun without --resume")
         try:
             self.done, self.curves = int(state["done"]), list(state["curves"])
             if not 0 <= self.done <= self.total:
