@@ -142,9 +142,8 @@ def draw_band(ax, g: dict, label: str, *, start: int = 0, style: str = "-") -> N
     center = np.sqrt(g["lo"][keep] * g["hi"][keep]) if np.all(g["lo"][keep] > 0) else g["mean"][keep]
     line, = ax.plot(it, center, style, label=label, lw=1.4)
     ax.fill_between(it, g["lo"][keep], g["hi"][keep], color=line.get_color(), alpha=0.2, lw=0)
-    drawn = np.concatenate([getattr(ax, "_drawn", np.array([])), center[np.isfinite(center)]])
-    ax._drawn = drawn
-    positive = drawn[drawn > 0]
+    drawn = np.concatenate([np.asarray(ln.get_ydata(), dtype=float) for ln in ax.get_lines()])
+    positive = drawn[np.isfinite(drawn) & (drawn > 0)]
     if positive.size:
         ax.set_yscale("log")
         lo, hi = np.percentile(positive, [1, 99])

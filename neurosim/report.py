@@ -108,9 +108,6 @@ def summary_table(summary: list[dict], profile: dict | None = None,
         names = ", ".join(sorted({str(r["profile"]) for r in summary if r["profile"] is not None}))
         counts = ", ".join(f"{k} {v}" for k, v in _by_signal(summary)) or "none"
         console.print(f"profile {names}: {word} by signal: {counts}")
-    ratio = fixed_float_ratio(summary)
-    if ratio is not None:
-        console.print(f"fixed / float final loss: {ratio:.3f}")
 
 
 def _label(value) -> str:
@@ -138,37 +135,34 @@ def _by_signal(summary: list[dict], top: int = 6) -> list[tuple[str, int]]:
     return sorted(((k, v) for k, v in totals.items() if v), key=lambda kv: -kv[1])[:top]
 
 
+def _mean_final(summary: list[dict], backend: str) -> float | None:
+    """Mean final loss of ``backend``'s networks that did not diverge (None if none)."""
+    vals = [r["final_loss"] for r in summary if r["backend"] == backend and not r["diverged"]]
+    return float(np.mean(vals)) if vals else None
+
+
 def fixed_float_ratio(summary: list[dict]) -> float | None:
     """Mean final loss of the fixed-point backend over that of float SGD, if both ran."""
-    means = {}
-    for b in ("fixed", "float-sgd"):
-        vals = [r["final_loss"] for r in summary if r["backend"] == b and not r["diverged"]]
-        if vals:
-            means[b] = float(np.mean(vals))
-    return means["fixed"] / means["float-sgd"] if len(means) == 2 else None
+    fixed, sgd = _mean_final(summary, "fixed"), _mean_final(summary, "float-sgd")
+    return fixed / sgd if fixed and sgd else None
 
 
 def gap_lines(summary: list[dict]) -> list[str]:
     """What each gap between the backends of a fixed-point run means, in words, and which
     backends diverged: float SGD vs the engine is precision alone (same lr, seeds, batches);
     float Adam vs float SGD is the optimiser (the paper's reference vs the chip's)."""
-    means, diverged = {}, {}
-    for b in ("float-adam", "float-sgd", "fixed"):
-        rows = [r for r in summary if r["backend"] == b]
-        if rows:
-            ok = [r["final_loss"] for r in rows if not r["diverged"]]
-            means[b] = float(np.mean(ok)) if ok else None
-            diverged[b] = len(rows) - len(ok)
+    means = {b: _mean_final(summary, b) for b in ("float-adam", "float-sgd", "fixed")}
     lines = []
-    if means.get("fixed") and means.get("float-sgd"):
-        ratio = means["fixed"] / means["float-sgd"]
-        lines.append(f"fixed point / float SGD (precision alone): {ratio:.2f}x the final loss")
+    ratio = fixed_float_ratio(summary)
+    if ratio is not None:
+        lines.append(f"fixed / float final loss: {ratio:.3f} (the engine vs float SGD: precision alone)")
     if means.get("float-sgd") and means.get("float-adam"):
         ratio = means["float-sgd"] / means["float-adam"]
         lines.append(f"float SGD / float Adam (the optimiser): {ratio:.2f}x the final loss")
     names = {"float-adam": "float Adam", "float-sgd": "float SGD", "fixed": "the fixed-point engine"}
-    for b, n in diverged.items():
+    for b, name in names.items():
+        rows = [r for r in summary if r["backend"] == b]
+        n = sum(r["diverged"] for r in rows)
         if n:
-            total = sum(1 for r in summary if r["backend"] == b)
-            lines.append(f"warning: {names[b]} diverged in {n} of {total} networks (not in its mean)")
+            lines.append(f"warning: {name} diverged in {n} of {len(rows)} networks (not in its mean)")
     return lines
