@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from hw_models.checks import check_int
 from hw_models.profile import Profile, load_profile
 from hw_models.spec import SpecError, build_export, check_export
 from neurosim.outputs import atomic_dir, claim_output, write_files
@@ -28,8 +29,8 @@ def task_inputs(task: str, trials: int, steps: int | None, seed: int):
 def _check(task: str, n_hidden: int, trials: int, steps: int | None, gain: float, seed: int) -> None:
     if task not in TASKS:
         raise SpecError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise SpecError(f"--steps must be an integer >= 1, got {steps!r}")
+    if steps is not None:  # checked before `steps or ...` below turns a 0 into the whole trial
+        check_int("--steps", steps, 1, error=SpecError)
     check_export(n_hidden, trials, steps or task_shape(task, 0.5)[0], gain, seed)
 
 
